@@ -1,0 +1,1 @@
+"""Diffusion core: scalings, denoisers, schedules, samplers, guidance and losses."""

@@ -1,0 +1,1 @@
+"""Model definitions: VideoUNet, VAE, conditioning, input wrappers and checkpoint loading."""
