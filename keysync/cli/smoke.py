@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
               f"UNet {_count(engine.diffusion_model):,} params, total {_count(engine):,}")
 
     frames, latent = 14, 16
-    for name in ("tiny/keysync_keyframe", "tiny/keysync_interpolation"):
-        engine = build_engine(name, overrides=["conditioner.emb_models.cond_frames.embedder.n_copies=1"]).eval()
+    for name in ("tiny/keysync_keyframe_inference", "tiny/keysync_interpolation_inference"):
+        engine = build_engine(name).eval()
         n_cond = 2 if "interpolation" in name else 1
         batch = {
             "cond_frames": torch.randn(1, 4, n_cond, latent, latent) if n_cond == 2 else torch.randn(1, 4, latent, latent),
@@ -45,14 +45,14 @@ def run(args: argparse.Namespace) -> int:
             "masks": torch.ones(1, 1, frames, latent, latent),
         }
         start = time.perf_counter()
-        cond = engine.conditioner(batch)
-        x = torch.randn(frames, 4, latent, latent)
-        sigma = torch.full((frames,), 10.0)
-        out = engine.model(x / (1 + sigma[:, None, None, None] ** 2).sqrt(), 0.25 * sigma.log(), cond,
-                           num_video_frames=frames, image_only_indicator=torch.zeros(1, frames))
-        pixels = engine.decode_first_stage(out)
+        cond, uc = engine.conditioner.get_unconditional_conditioning(
+            batch, force_uc_zero_embeddings=["cond_frames", "audio_emb"])
+        latents = engine.sample(cond, uc, torch.randn(frames, 4, latent, latent), num_video_frames=frames)
+        pixels = engine.decode_first_stage(latents)
         elapsed = time.perf_counter() - start
-        print(f"[tiny, cpu] {name}: conditioner keys {sorted(cond)}; UNet {tuple(x.shape)} → {tuple(out.shape)}; "
+        steps = len(engine.sampler.get_sigmas()) - 1
+        print(f"[tiny, cpu] {name}: conditioner keys {sorted(cond)}; {steps} Euler steps × "
+              f"{engine.sampler.guider.n_passes} guidance passes → latents {tuple(latents.shape)}; "
               f"VAE decode → {tuple(pixels.shape)}; {elapsed:.2f} s; finite={bool(torch.isfinite(pixels).all())}")
     print("smoke run OK")
     return 0

@@ -65,6 +65,55 @@ class DiffusionEngine(nn.Module):
     def diffusion_model(self) -> nn.Module:
         return self.model.diffusion_model
 
+    def _require(self, name: str) -> Any:
+        part = getattr(self, name)
+        if part is None:
+            raise RuntimeError(f"this engine was built without a {name} (add `{name}:` to its config)")
+        return part
+
+    def decode_frame(self, latents_raw: torch.Tensor) -> torch.Tensor:
+        """Raw (unscaled) latents (N, 4, h, w) → pixels, each frame decoded alone (T = 1).
+
+        Gradients flow (the keyframe pixel loss trains through the frozen decoder).
+        """
+        with torch.autocast(latents_raw.device.type, enabled=not self.disable_first_stage_autocast):
+            return torch.cat([self.first_stage_model.decode(z[None], timesteps=1) for z in latents_raw])
+
+    def forward(self, batch: Mapping[str, Any], **loss_kwargs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training loss of one batch: ``batch[input_key]`` are scaled latents (B, 4, T, h, w).
+
+        Returns (mean loss, logged parts averaged over frames). ``loss_kwargs`` go to the
+        loss (``noise``, ``sigma_rand``, ``pixel_frames``, ``generator`` for determinism).
+        """
+        loss_fn = self._require("loss_fn")
+        cond = self.conditioner(batch, generator=loss_kwargs.get("generator"))
+        per_frame, logs = loss_fn(self.model, self._require("denoiser"), cond, batch[self.input_key], batch,
+                                  self.decode_frame, **loss_kwargs)
+        return per_frame.mean(), {k: v.mean() for k, v in logs.items()}
+
+    def denoise_fn(self, num_video_frames: int, **denoiser_kwargs):
+        """A ``(x, σ, cond) -> D`` closure for the sampler (x: (N, 4, h, w), N = clips·T).
+
+        ``image_only_indicator`` is zeros with one row per clip of the (guidance-stacked)
+        batch; ``denoiser_kwargs`` (``chunk_size``, ...) go to the denoiser.
+        """
+        denoiser = self._require("denoiser")
+
+        def fn(x: torch.Tensor, sigma: torch.Tensor, cond: Mapping[str, torch.Tensor]) -> torch.Tensor:
+            indicator = torch.zeros(x.shape[0] // num_video_frames, num_video_frames, device=x.device, dtype=x.dtype)
+            return denoiser(self.model, x, sigma, cond, num_video_frames=num_video_frames,
+                            image_only_indicator=indicator, **denoiser_kwargs)
+
+        return fn
+
+    @torch.no_grad()
+    def sample(self, cond: Mapping[str, torch.Tensor], uc: Mapping[str, torch.Tensor] | None, noise: torch.Tensor,
+               num_video_frames: int = 14, return_intermediates: bool = False, **denoiser_kwargs):
+        """Run the configured sampler from unit noise (N, 4, h, w) → scaled latents (N, 4, h, w)."""
+        sampler = self._require("sampler")
+        return sampler(self.denoise_fn(num_video_frames, **denoiser_kwargs), noise, cond=cond, uc=uc,
+                       return_intermediates=return_intermediates)
+
     @torch.no_grad()
     def decode_first_stage(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (N, 4, h, w) → pixels (N, 3, H, W), roughly in [-1, 1] (not clamped)."""
