@@ -1,0 +1,1 @@
+"""Data: artefact paths, precompute, datasets and the data module."""
