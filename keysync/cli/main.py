@@ -6,9 +6,10 @@ import argparse
 import logging
 import sys
 
-from keysync.cli import checkpoint, smoke
+from keysync.media.errors import MediaError
+from keysync.cli import checkpoint, filelist, precompute, smoke
 
-SUBCOMMANDS = {"checkpoint": checkpoint, "smoke": smoke}
+SUBCOMMANDS = {"checkpoint": checkpoint, "filelist": filelist, "precompute": precompute, "smoke": smoke}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (FileNotFoundError, ValueError, RuntimeError, MediaError) as err:
         print(f"keysync {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -17,6 +17,7 @@ from .audio import (FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, AudioInfo, audio_to_fra
 from .errors import (CorruptMediaError, EmptyMediaError, FFmpegError, FFmpegNotFoundError, MediaError,
                      MediaNotFoundError, MediaWriteError, MissingDependencyError, NoAudioStreamError,
                      NotAFileError, NoVideoStreamError)
+from ._ffmpeg import atomic_output
 from .video import VideoInfo, convert_fps, iter_video_frames, probe_video, read_video, write_video
 
 __all__ = [
@@ -25,5 +26,5 @@ __all__ = [
     "VideoInfo", "probe_video", "read_video", "iter_video_frames", "write_video", "convert_fps",
     "MediaError", "MediaNotFoundError", "NotAFileError", "EmptyMediaError", "CorruptMediaError",
     "NoVideoStreamError", "NoAudioStreamError", "FFmpegNotFoundError", "FFmpegError",
-    "MediaWriteError", "MissingDependencyError",
+    "MediaWriteError", "MissingDependencyError", "atomic_output",
 ]
