@@ -42,5 +42,12 @@ fi
 
 # 4. The package and its extras, under the tested constraints.
 log "keysync and dependencies"
-"${PIP[@]}" -c constraints.txt -e ".[hf,media,test]"
+"${PIP[@]}" -c constraints.txt -e ".[hf,media,face,train,eval,test]"
+
+# 5. Face backends whose declared dependencies would pull CUDA torch or GUI opencv: installed
+#    without dependencies (the real ones come from the `face` extra above). SAM 2 is built
+#    without its CUDA extension (only hole filling needs it).
+log "face backends (mediapipe, SAM 2, face-alignment)"
+"${PIP[@]}" --no-deps mediapipe==0.10.21 face-alignment==1.5.0
+SAM2_BUILD_CUDA=0 "${PIP[@]}" --no-deps --no-build-isolation sam2==1.1.0
 log "done: $("$VENV/bin/python" -c 'import torch, keysync; print(f"keysync {keysync.__version__}, torch {torch.__version__}")')"

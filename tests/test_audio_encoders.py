@@ -14,7 +14,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-pytest.importorskip("transformers")
 import transformers  # noqa: E402
 
 from keysync.audio.encoders import HubertEncoder, Wav2Vec2Encoder, WavLMEncoder, load_audio_encoder  # noqa: E402

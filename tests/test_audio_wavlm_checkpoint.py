@@ -19,7 +19,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-pytest.importorskip("transformers")
 import transformers  # noqa: E402
 
 from keysync.audio.encoders import WavLMEncoder, load_audio_encoder  # noqa: E402

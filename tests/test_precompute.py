@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,7 +13,7 @@ from keysync.cli.main import main as cli_main
 from keysync.data.filelist import find_files, speaker_id, split_by_speaker
 from keysync.data.paths import ArtefactLayout, list_videos
 from keysync.data.precompute import encode_video_latents, frames_to_model_input
-from keysync.media import probe_video, read_video
+from keysync.media import read_video
 from keysync.models.vae import AutoencodingEngine
 from keysync.models.vae_io import load_vae, save_vae
 

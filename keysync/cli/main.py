@@ -7,9 +7,16 @@ import logging
 import sys
 
 from keysync.media.errors import MediaError
-from keysync.cli import checkpoint, filelist, precompute, smoke
+from keysync.cli import checkpoint, evaluate, filelist, precompute, smoke, train
 
-SUBCOMMANDS = {"checkpoint": checkpoint, "filelist": filelist, "precompute": precompute, "smoke": smoke}
+SUBCOMMANDS = {
+    "checkpoint": checkpoint,
+    "evaluate": evaluate,
+    "filelist": filelist,
+    "precompute": precompute,
+    "smoke": smoke,
+    "train": train,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

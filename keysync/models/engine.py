@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from keysync.models.vae import decode_latents
-from keysync.utils.config import configs_dir, instantiate_from_config
+from keysync.utils.config import configs_dir, instantiate_from_config, isolated_global_hydra
 
 
 class DiffusionEngine(nn.Module):
@@ -145,7 +145,7 @@ def load_model_config(name: str | Path, overrides: Sequence[str] = ()) -> DictCo
         if not (config_dir / f"{config_name}.yaml").is_file():
             available = sorted(str(p.relative_to(config_dir).with_suffix("")) for p in config_dir.rglob("*.yaml"))
             raise FileNotFoundError(f"no model config {name!r}; available: {', '.join(available)}")
-    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+    with isolated_global_hydra(), initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
 
 

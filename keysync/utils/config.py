@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +32,26 @@ def instantiate_from_config(config: Any) -> Any:
 def configs_dir() -> Path:
     """The project's ``configs/`` folder (next to the ``keysync`` package in a checkout)."""
     return Path(__file__).resolve().parents[2] / "configs"
+
+
+@contextmanager
+def isolated_global_hydra() -> Iterator[None]:
+    """Run Hydra's compose API while another library holds the global Hydra state.
+
+    Some packages initialise Hydra globally when imported (``import sam2`` does), after which
+    ``hydra.initialize_config_dir`` raises "GlobalHydra is already initialized". Inside this
+    context the global state is set aside and restored afterwards, so our compose calls and
+    the other library both keep working.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    if not GlobalHydra.instance().is_initialized():
+        yield
+        return
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        restore_gh_from_backup(backup)
