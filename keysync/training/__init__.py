@@ -1,0 +1,1 @@
+"""Training of the KeySync models: Lightning module, freezing rules, schedules, callbacks, runner."""

@@ -1,0 +1,38 @@
+"""Turn a training checkpoint into a plain weights file with the published keys.
+
+Lightning ``.ckpt`` files (``{"state_dict": ...}``) and DeepSpeed checkpoint folders already
+load with :func:`keysync.models.checkpoints.load_checkpoint`; this writes the same weights as
+a small ``.safetensors`` (no optimizer state), optionally with the EMA weights swapped in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from keysync.models.checkpoints import read_state_dict
+from keysync.training.ema import _buffer_name
+
+EMA_PREFIX = "model_ema."
+
+
+def export_weights(checkpoint: str | Path, output: str | Path, use_ema: bool = False) -> Path:
+    """Write ``checkpoint``'s weights (``model_ema.*`` dropped) to ``output`` (.safetensors).
+
+    ``use_ema``: replace every ``model.<name>`` that has an EMA shadow by that shadow.
+    """
+    state = read_state_dict(checkpoint)
+    ema = {k[len(EMA_PREFIX):]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}
+    weights = {k: v for k, v in state.items() if not k.startswith(EMA_PREFIX)}
+    if use_ema:
+        if not ema:
+            raise ValueError(f"{checkpoint} has no EMA weights (train with module.use_ema=true)")
+        for key in list(weights):
+            name = key[len("model."):] if key.startswith("model.") else None
+            if name is not None and _buffer_name(name) in ema:
+                weights[key] = ema[_buffer_name(name)].to(weights[key].dtype)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(output))
+    return output
