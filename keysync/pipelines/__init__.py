@@ -1,0 +1,1 @@
+"""Sampling pipelines: long-video planning, model stages and weights."""
