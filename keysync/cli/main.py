@@ -7,10 +7,11 @@ import logging
 import sys
 
 from keysync.media.errors import MediaError
-from keysync.cli import checkpoint, evaluate, filelist, precompute, smoke, train
+from keysync.cli import checkpoint, dub, evaluate, filelist, precompute, smoke, train
 
 SUBCOMMANDS = {
     "checkpoint": checkpoint,
+    "dub": dub,
     "evaluate": evaluate,
     "filelist": filelist,
     "precompute": precompute,

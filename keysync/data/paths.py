@@ -81,9 +81,22 @@ class ArtefactLayout:
         return self._under(self.emotions_folder, rel, ".pt")
 
 
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus") + VIDEO_SUFFIXES
+
+
 def list_videos(spec: str | Path) -> list[Path]:
     """Videos named by a file list (``.txt``, one path per line; relative to the list's folder),
     a glob pattern, a folder (searched recursively) or a single file. Sorted, de-duplicated."""
+    return list_files(spec, VIDEO_SUFFIXES)
+
+
+def list_audio(spec: str | Path) -> list[Path]:
+    """Audio files (or videos with sound) named as for :func:`list_videos`."""
+    return list_files(spec, AUDIO_SUFFIXES)
+
+
+def list_files(spec: str | Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files named by a ``.txt`` list, a glob, a folder (recursive, filtered by ``suffixes``) or a path."""
     spec_str = str(spec)
     path = Path(spec_str)
     if any(ch in spec_str for ch in "*?["):
@@ -91,7 +104,7 @@ def list_videos(spec: str | Path) -> list[Path]:
         pattern = spec_str[len(str(anchor)) + 1:] if str(anchor) not in ("", ".") else spec_str
         found = sorted(anchor.glob(pattern))
     elif path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
     elif path.suffix == ".txt":
         if not path.is_file():
             raise FileNotFoundError(f"file list not found: {path}")

@@ -1,0 +1,149 @@
+"""``keysync dub``: lip-sync one video to new audio, or a whole batch.
+
+    keysync dub --video v.mp4 --audio a.wav -o out.mp4
+    keysync dub --filelist data/videos --file_list_audio data/audios --output_folder out
+    keysync dub --manifest pairs.csv --output_folder out            # columns video,audio[,output]
+    torchrun --nproc_per_node 4 -m keysync.cli.main dub ...         # one batch over 4 GPUs
+
+Weights are read from ``--weights_root`` (default ``pretrained_models/``) unless given one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected x,y pixels, got {text!r}") from err
+    return x, y
+
+
+def _until(text: str):
+    return text if text == "end" else float(text)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dub", help="lip-sync videos to new audio (KeySync)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    io = p.add_argument_group("inputs and outputs")
+    io.add_argument("--video", type=Path, help="one video (with --audio and -o)")
+    io.add_argument("--audio", type=Path, help="its new audio (any format ffmpeg reads)")
+    io.add_argument("-o", "--output", type=Path, help="output .mp4 (one pair)")
+    io.add_argument("--filelist", help="videos: a .txt list, a folder or a glob")
+    io.add_argument("--file_list_audio", help="audio paired one-to-one with --filelist (default: each video's own)")
+    io.add_argument("--manifest", type=Path, help="CSV with columns video,audio[,output]")
+    io.add_argument("--output_folder", type=Path, default=Path("outputs"))
+    io.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
+    w = p.add_argument_group("weights (local files; nothing is downloaded)")
+    w.add_argument("--weights_root", type=Path, default=Path("pretrained_models"))
+    w.add_argument("--keyframes_ckpt", type=Path)
+    w.add_argument("--interpolation_ckpt", type=Path)
+    w.add_argument("--vae", type=Path, help="SVD VAE folder or keysync VAE file (encoder)")
+    w.add_argument("--hubert", type=Path, help="HuBERT folder (keyframe audio features)")
+    w.add_argument("--wavlm", type=Path, help="WavLM-Base+.pt (interpolation audio features)")
+    w.add_argument("--keyframe_config", default="keysync_keyframe_inference")
+    w.add_argument("--interpolation_config", default="keysync_interpolation_inference")
+    w.add_argument("--landmarks", choices=("mediapipe", "fan"), default="mediapipe")
+    w.add_argument("--fan_weights", type=Path)
+    w.add_argument("--detector_weights", type=Path)
+    g = p.add_argument_group("generation")
+    g.add_argument("--compute_until", type=_until, default=45.0, help="seconds to dub, or 'end' (default 45)")
+    g.add_argument("--seed", type=int, default=23)
+    g.add_argument("--reference_compat", action="store_true",
+                   help="reproduce the original pipeline: 512x512 squashed, 25 fps, 14+13k cap, tail dropped")
+    g.add_argument("--resolution", type=int, default=512, help="face crop size fed to the models")
+    g.add_argument("--decoding_t", type=int, default=8, help="frames per VAE decode call (each decoded alone)")
+    g.add_argument("--feather", type=float, default=0.04, help="mask feather, fraction of the face box")
+    g.add_argument("--crf", type=int, default=18)
+    o = p.add_argument_group("occlusion (SAM 2)")
+    o.add_argument("--fix_occlusion", action="store_true")
+    o.add_argument("--position", type=_point, action="append", help="x,y on the occluder (repeatable)")
+    o.add_argument("--start_frame", type=int, default=0, help="frame the position refers to")
+    o.add_argument("--sam2_checkpoint", type=Path, default=None)
+    o.add_argument("--sam2_config", default=None)
+    d = p.add_argument_group("device")
+    d.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    d.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
+    p.set_defaults(func=run)
+
+
+def _jobs(args):
+    from keysync.pipelines.batch import DubJob, jobs_from_manifest, pair_jobs
+
+    if args.video is not None:
+        if args.audio is None or args.output is None:
+            raise ValueError("--video needs --audio and -o/--output")
+        return [DubJob(0, args.video, args.audio, args.output)], args.output.parent
+    if args.manifest is not None:
+        return jobs_from_manifest(args.manifest, args.output_folder), args.output_folder
+    if args.filelist is not None:
+        return pair_jobs(args.filelist, args.file_list_audio, args.output_folder), args.output_folder
+    raise ValueError("give --video/--audio/-o, --filelist [--file_list_audio], or --manifest")
+
+
+def _device(name: str, world: int) -> str:
+    if name == "cuda" and world > 1:
+        import os
+
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    from keysync.pipelines.batch import distributed_rank, gather_reports, run_batch, write_summary
+    from keysync.pipelines.dubbing import DubbingOptions, dub
+    from keysync.pipelines.dubbing_models import load_dubbing_models
+    from keysync.pipelines.two_stage import SamplingOptions
+
+    jobs, folder = _jobs(args)
+    if args.fix_occlusion and not args.position:
+        raise ValueError("--fix_occlusion needs --position x,y on the occluding object")
+    rank, world = distributed_rank()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+    device = _device(args.device, world)
+    weights = {"keyframe": args.keyframes_ckpt, "interpolation": args.interpolation_ckpt, "vae": args.vae,
+               "hubert": args.hubert, "wavlm": args.wavlm}
+    models = load_dubbing_models(weights, args.weights_root, args.keyframe_config, args.interpolation_config,
+                                 device, args.landmarks, args.fan_weights, args.detector_weights,
+                                 args.sam2_checkpoint if args.fix_occlusion else None, args.sam2_config)
+    quiet = logging.getLogger().level > logging.INFO
+    options = DubbingOptions(
+        compute_until=args.compute_until, reference_compat=args.reference_compat, seed=args.seed,
+        resolution=args.resolution, feather=args.feather, crf=args.crf, progress=not quiet,
+        occlusion_points=args.position if args.fix_occlusion else None, occlusion_frame=args.start_frame,
+        autocast_dtype=DTYPES[args.dtype], sampling=SamplingOptions(decode_batch=args.decoding_t))
+
+    def one(job):
+        result = dub(models, job.video, job.audio, job.output, options)
+        log.info("%s: %d frames %dx%d at %.2f fps, %.2f s of audio; stages %s", job.output, result.frames,
+                 result.size[1], result.size[0], result.fps, result.audio_seconds,
+                 {k: round(v, 2) for k, v in result.timings.items()})
+
+    try:
+        report = run_batch(jobs, one, overwrite=args.overwrite or args.video is not None, rank=rank, world=world,
+                           progress=not quiet)
+    finally:
+        models.close()
+    report = gather_reports(report, world)
+    if rank == 0:
+        if len(jobs) > 1:
+            print(f"summary: {write_summary(report, folder)}")
+        print(report.summary())
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return 0 if report.ok else 1

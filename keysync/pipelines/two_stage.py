@@ -1,0 +1,184 @@
+"""Run a long-video plan through the keyframe and interpolation models (SPEC §1.7-1.9).
+
+:func:`generate_frames` is the execution half of the dubbing / animation loop: it takes a
+:class:`~keysync.pipelines.plan_records.LongVideoPlan` (which frame is made from which
+conditions) and per-frame conditioning streams on the 25 fps model timeline, and yields the
+generated frames in output order, chunk by chunk, so a caller can paste and encode them while
+the next chunk is sampled. Only the latents of one chunk and the keyframe latents are kept.
+
+Shapes: latents are **scaled** (× 0.18215) ``(N, 4, h, w)``; masks ``(N, 1, h, w)`` (1 =
+regenerate); audio ``(N, 2, D)``; generated frames uint8 ``(H, W, 3)`` with H = 8h for the
+published VAE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from keysync.pipelines.plan_records import NUM_FRAMES, LongVideoPlan
+from keysync.pipelines.stages import sample_interpolation, sample_keyframes
+
+
+@dataclass
+class ConditioningStreams:
+    """Per-frame conditions on the model timeline (all indexed by model frame).
+
+    ``latents``: (N, 4, h, w) scaled latents of the (cropped) source frames (the ``gt``);
+    ``masks``: (N, 1, h, w); ``keyframe_audio``: (N, 2, Dk) (HuBERT for KeySync);
+    ``interpolation_audio``: (N, 2, Di) (WavLM); ``reference``: (4, h, w) identity latent.
+    """
+
+    latents: torch.Tensor
+    masks: torch.Tensor
+    keyframe_audio: torch.Tensor
+    interpolation_audio: torch.Tensor
+    reference: torch.Tensor
+
+    def __post_init__(self):
+        n = {"latents": len(self.latents), "masks": len(self.masks), "keyframe_audio": len(self.keyframe_audio),
+             "interpolation_audio": len(self.interpolation_audio)}
+        if len(set(n.values())) != 1:
+            raise ValueError(f"conditioning streams differ in length: {n}")
+        if self.latents.shape[-2:] != self.masks.shape[-2:]:
+            raise ValueError(f"masks {tuple(self.masks.shape)} do not match latents {tuple(self.latents.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def rows(self, name: str, index) -> torch.Tensor:
+        """Rows ``index`` of stream ``name``, clamped to the last frame (virtual tail frames)."""
+        stream = getattr(self, name)
+        idx = torch.as_tensor(list(index), dtype=torch.long).clamp_(0, len(stream) - 1)
+        return stream[idx]
+
+
+@dataclass
+class SamplingOptions:
+    """``decode_batch``: frames per VAE call (each decoded on its own, T=1, as the reference's
+    ``decoding_t=1``); ``interpolation_chunk``: frames per interpolation network call (28 = two
+    segments, the reference); ``reference_uint8``: cast decoded frames to uint8 by truncation
+    (the reference's ``.to(torch.uint8)``) instead of rounding; ``autocast_dtype``: run the
+    models under autocast (the reference runs interpolation under fp16 autocast on GPUs)."""
+
+    decode_batch: int = 8
+    interpolation_chunk: int | None = 28
+    paste_keyframes: bool = True
+    reference_uint8: bool = False
+    autocast_dtype: torch.dtype | None = None
+    progress: bool = True
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None or dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def decode_frames(engine, latents: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """Scaled latents (N, 4, h, w) → float pixels (N, H, W, 3) in [0, 1] (``(x+1)/2`` clamped).
+
+    Every frame is decoded on its own (temporal decoder with T = 1), ``batch`` frames per call:
+    identical to the reference's one-frame-at-a-time decode, fewer calls.
+    """
+    from keysync.models.vae import VideoDecoder
+
+    vae = engine.first_stage_model
+    param = next(vae.parameters())
+    outs = []
+    for start in range(0, len(latents), max(1, batch)):
+        z = latents[start:start + batch].to(device=param.device, dtype=param.dtype) / engine.scale_factor
+        kwargs = {"timesteps": 1} if isinstance(vae.decoder, VideoDecoder) else {}
+        with torch.autocast(device_type=param.device.type, enabled=False):
+            x = vae.decode(z, **kwargs)
+        outs.append(((x.float() + 1) / 2).clamp_(0, 1).permute(0, 2, 3, 1).cpu())
+    return torch.cat(outs)
+
+
+def to_uint8(x: torch.Tensor, truncate: bool = False) -> torch.Tensor:
+    """[0, 1] floats → uint8 (×255, rounded; ``truncate`` as the reference's cast)."""
+    x = x * 255
+    return (x if truncate else x.round()).to(torch.uint8)
+
+
+def _on(device, t: torch.Tensor) -> torch.Tensor:
+    return t.to(device)
+
+
+def _noise(shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=torch.float32).to(like.device)
+
+
+@torch.no_grad()
+def generate_frames(plan: LongVideoPlan, streams: ConditioningStreams, keyframe_engine, interpolation_engine,
+                    generator: torch.Generator | None = None, options: SamplingOptions | None = None,
+                    timer=None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Execute ``plan``: yields ``(output index, uint8 frame (H, W, 3))`` in order.
+
+    Per chunk: its keyframe batches (one sampler call of 14 slots each), then all its
+    interpolation segments in one sampler call, then the decode of the frames the chunk
+    contributes to the output; frames two segments share are averaged in pixel space.
+    Noise comes from ``generator`` (CPU) in call order, so a seed gives the same video on any
+    device and in any process. ``timer(stage)``, a context-manager factory, times the
+    "keyframes", "interpolation" and "decode" stages.
+    """
+    timer = timer or (lambda stage: nullcontext())
+    opts = options or SamplingOptions()
+    gen = generator or torch.Generator().manual_seed(0)
+    device = next(keyframe_engine.model.parameters()).device
+    h, w = streams.latents.shape[-2:]
+    keyframes: dict[int, torch.Tensor] = {}
+    by_chunk: dict[int, list] = {}
+    for frame in plan.frames:
+        by_chunk.setdefault(frame.source.chunk, []).append(frame)
+    total_calls = len(plan.slots) // NUM_FRAMES + len(plan.chunks)
+    bar = tqdm(total=total_calls, desc="sampling", unit="call", disable=not opts.progress, leave=False)
+    try:
+        for chunk in plan.chunks:
+            with _autocast(device, opts.autocast_dtype), timer("keyframes"):
+                for b in chunk.batches:
+                    slots = plan.batches[b]
+                    lat = sample_keyframes(
+                        keyframe_engine, _on(device, streams.reference),
+                        _on(device, streams.rows("latents", [s.gt for s in slots])),
+                        _on(device, streams.rows("masks", [s.mask for s in slots])),
+                        _on(device, streams.rows("keyframe_audio", [s.audio for s in slots])),
+                        _noise((len(slots), 4, h, w), gen, streams.latents).to(device))
+                    for s, z in zip(slots, lat.float()):
+                        keyframes[s.uid] = z
+                    bar.update(1)
+            segs = chunk.segments
+            if not segs:
+                bar.update(1)
+                continue
+            with _autocast(device, opts.autocast_dtype), timer("interpolation"):
+                kf = torch.stack([torch.stack([keyframes[s.start.uid], keyframes[s.end.uid]]) for s in segs])
+                gt = torch.stack([streams.rows("latents", s.gt) for s in segs])
+                masks = torch.stack([streams.rows("masks", s.mask) for s in segs])
+                audio = torch.stack([streams.rows("interpolation_audio", s.audio) for s in segs])
+                latents = sample_interpolation(
+                    interpolation_engine, kf.to(device), gt.to(device), masks.to(device), audio.to(device),
+                    _noise((len(segs) * NUM_FRAMES, 4, h, w), gen, streams.latents).to(device),
+                    chunk_size=opts.interpolation_chunk, paste_keyframes=opts.paste_keyframes).float()
+            bar.update(1)
+            frames = by_chunk.get(chunk.index, [])
+            needed = sorted({(f.source.seg, f.source.pos) for f in frames}
+                            | {(f.avg_with.seg, f.avg_with.pos) for f in frames if f.avg_with is not None})
+            row = {key: i for i, key in enumerate(needed)}
+            with timer("decode"):
+                pixels = decode_frames(interpolation_engine, torch.stack([latents[s, p] for s, p in needed]),
+                                       opts.decode_batch) if needed else None
+            for f in frames:
+                if f.avg_with is not None and f.avg_with.chunk != chunk.index:
+                    raise RuntimeError(f"output frame {f.index} averages rows of two chunks")
+                x = pixels[row[(f.source.seg, f.source.pos)]]
+                if f.avg_with is not None:
+                    x = (x + pixels[row[(f.avg_with.seg, f.avg_with.pos)]]) / 2
+                yield f.index, to_uint8(x, opts.reference_uint8)
+    finally:
+        bar.close()
