@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -22,10 +23,11 @@ from keysync.pipelines.two_stage import decode_frames
 
 def speech(path: Path, text: str, seconds: float) -> Path:
     """espeak-ng speech padded/cut to exactly ``seconds``, encoded by ffmpeg from the extension."""
-    wav = path.with_suffix(".espeak.wav")
-    subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
-    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(wav), "-af", f"apad=whole_dur={seconds}",
-                    "-t", str(seconds), str(path)], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "espeak.wav"
+        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
+        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(wav), "-af", f"apad=whole_dur={seconds}",
+                        "-t", str(seconds), str(path)], check=True)
     return path
 
 
