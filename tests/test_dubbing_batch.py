@@ -105,3 +105,45 @@ def test_missing_weights_name_every_file(tmp_path, capsys):
     for name in ("keyframe_dub.pt", "interpolation_dub.pt", "WavLM-Base+.pt", "hubert-base-ls960", "svd_vae"):
         assert name in err
     assert "keysync download-weights" in err
+
+
+def test_precomputed_artefacts_path(setup, tmp_path):
+    """`keysync precompute` artefacts then `keysync dub --precomputed_root` (the reference's inference.sh)."""
+    d, weights = setup
+    w = dict(zip(weights[0::2], weights[1::2]))
+    root = tmp_path / "data"
+    (root / "video_crop").mkdir(parents=True), (root / "audio").mkdir()
+    face_clip(root / "video_crop" / "s1.mp4", 24, 25, (160, 160), 150, seed=4)
+    speech(root / "audio" / "s1.wav", "precomputed", 1.4)  # features are cut to the video's 24 frames
+    vids = str(root / "video_crop")
+    assert cli_main(["-q", "precompute", "latents", vids, "--vae", w["--vae"], "--resolution", str(TINY_RESOLUTION),
+                     "--mode", "mode"]) == 0
+    assert cli_main(["-q", "precompute", "landmarks", vids]) == 0
+    for model in ("hubert", "wavlm"):
+        assert cli_main(["-q", "precompute", "audio", vids, "--model", model, "--weights", w[f"--{model}"]]) == 0
+    out = tmp_path / "out"
+    rc = cli_main(["-q", "dub", "--precomputed_root", str(root), "--filelist", vids, "--file_list_audio",
+                   str(root / "audio"), "--output_folder", str(out), *weights])
+    assert rc == 0
+    frames, fps = read_video(out / "s1_s1.mp4")
+    assert frames.shape == (24, TINY_RESOLUTION, TINY_RESOLUTION, 3) and fps == 25.0  # every frame
+    rc = cli_main(["-q", "dub", "--precomputed_root", str(root), "--video", vids + "/s1.mp4", "--audio",
+                   str(root / "audio" / "s1.wav"), "-o", str(out / "ref.mp4"), "--reference_compat", *weights])
+    assert rc == 0 and read_video(out / "ref.mp4")[0].shape[0] == 14  # the reference drops the 10-frame tail
+    (root / "audio_emb" / "s1_wavlm_emb.safetensors").unlink()
+    rc = cli_main(["-q", "dub", "--precomputed_root", str(root), "--filelist", vids, "--file_list_audio",
+                   str(root / "audio"), "--output_folder", str(tmp_path / "out2"), *weights])
+    summary = json.loads((tmp_path / "out2" / SUMMARY_NAME).read_text()) if (tmp_path / "out2").exists() else None
+    assert rc == 1
+    assert summary is None or "WavLM features not found" in next(iter(summary["failed"].values()))
+
+
+def test_shell_entry_points():
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHON": sys.executable}
+    raw = subprocess.run(["bash", str(repo / "scripts/infer_raw_data.sh"), "--help"], env=env, capture_output=True,
+                         text=True)
+    assert raw.returncode == 0 and "--file_list_audio" in raw.stdout and "--reference_compat" in raw.stdout
+    pre = subprocess.run(["bash", str(repo / "scripts/inference.sh"), "--filelist", "x"], env=env,
+                         capture_output=True, text=True)
+    assert pre.returncode == 2 and "--precomputed_root" in pre.stderr

@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     io.add_argument("--manifest", type=Path, help="CSV with columns video,audio[,output]")
     io.add_argument("--output_folder", type=Path, default=Path("outputs"))
     io.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
+    io.add_argument("--precomputed_root", type=Path,
+                    help="dataset root with `keysync precompute` artefacts (latents, landmarks, hubert/wavlm features): "
+                         "no encoder runs; R×R output at 25 fps as the reference's inference.sh")
     w = p.add_argument_group("weights (local files; nothing is downloaded)")
     w.add_argument("--weights_root", type=Path, default=Path("pretrained_models"))
     w.add_argument("--keyframes_ckpt", type=Path)
@@ -99,6 +102,17 @@ def _device(name: str, world: int) -> str:
     return name
 
 
+def _engines_only(args, weights, device):
+    from keysync.pipelines.dubbing_models import DubbingModels, load_engine
+    from keysync.pipelines.weights import DUBBING_FILES, resolve_weights
+
+    files = {k: DUBBING_FILES[k] for k in ("keyframe", "interpolation")}
+    paths = resolve_weights(files, args.weights_root, weights)
+    return DubbingModels(load_engine(args.keyframe_config, paths["keyframe"], device),
+                         load_engine(args.interpolation_config, paths["interpolation"], device),
+                         None, None, None, None)
+
+
 def run(args: argparse.Namespace) -> int:
     from keysync.pipelines.batch import distributed_rank, gather_reports, run_batch, write_summary
     from keysync.pipelines.dubbing import DubbingOptions, dub
@@ -116,9 +130,12 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device, world)
     weights = {"keyframe": args.keyframes_ckpt, "interpolation": args.interpolation_ckpt, "vae": args.vae,
                "hubert": args.hubert, "wavlm": args.wavlm}
-    models = load_dubbing_models(weights, args.weights_root, args.keyframe_config, args.interpolation_config,
-                                 device, args.landmarks, args.fan_weights, args.detector_weights,
-                                 args.sam2_checkpoint if args.fix_occlusion else None, args.sam2_config)
+    if args.precomputed_root is not None:
+        models = _engines_only(args, weights, device)
+    else:
+        models = load_dubbing_models(weights, args.weights_root, args.keyframe_config, args.interpolation_config,
+                                     device, args.landmarks, args.fan_weights, args.detector_weights,
+                                     args.sam2_checkpoint if args.fix_occlusion else None, args.sam2_config)
     quiet = logging.getLogger().level > logging.INFO
     options = DubbingOptions(
         compute_until=args.compute_until, reference_compat=args.reference_compat, seed=args.seed,
@@ -127,7 +144,14 @@ def run(args: argparse.Namespace) -> int:
         autocast_dtype=DTYPES[args.dtype], sampling=SamplingOptions(decode_batch=args.decoding_t))
 
     def one(job):
-        result = dub(models, job.video, job.audio, job.output, options)
+        if args.precomputed_root is not None:
+            from keysync.data.paths import ArtefactLayout
+            from keysync.pipelines.dubbing_precomputed import dub_precomputed
+
+            result = dub_precomputed(models, job.video, job.audio, job.output, ArtefactLayout(args.precomputed_root),
+                                     options)
+        else:
+            result = dub(models, job.video, job.audio, job.output, options)
         log.info("%s: %d frames %dx%d at %.2f fps, %.2f s of audio; stages %s", job.output, result.frames,
                  result.size[1], result.size[0], result.fps, result.audio_seconds,
                  {k: round(v, 2) for k, v in result.timings.items()})

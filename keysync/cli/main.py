@@ -7,12 +7,13 @@ import logging
 import sys
 
 from keysync.media.errors import MediaError
-from keysync.cli import checkpoint, dub, evaluate, filelist, precompute, smoke, train
+from keysync.cli import checkpoint, dub, evaluate, example, filelist, precompute, smoke, train
 
 SUBCOMMANDS = {
     "checkpoint": checkpoint,
     "dub": dub,
     "evaluate": evaluate,
+    "example": example,
     "filelist": filelist,
     "precompute": precompute,
     "smoke": smoke,
