@@ -119,6 +119,9 @@ def test_precomputed_artefacts_path(setup, tmp_path):
     assert cli_main(["-q", "precompute", "latents", vids, "--vae", w["--vae"], "--resolution", str(TINY_RESOLUTION),
                      "--mode", "mode"]) == 0
     assert cli_main(["-q", "precompute", "landmarks", vids]) == 0
+    landmarks = np.load(root / "landmarks_crop" / "s1.npy")
+    assert landmarks.shape == (24, 68, 2) and np.isfinite(landmarks).all()
+    assert 40 < landmarks[:, :, 0].mean() < 120 and 40 < landmarks[:, :, 1].mean() < 140  # on the face
     for model in ("hubert", "wavlm"):
         assert cli_main(["-q", "precompute", "audio", vids, "--model", model, "--weights", w[f"--{model}"]]) == 0
     out = tmp_path / "out"
