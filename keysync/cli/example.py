@@ -26,33 +26,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keysync.pipelines.dubbing import DubbingOptions, dub
-    from keysync.pipelines.dubbing_models import TINY_CONFIGS, load_dubbing_models
-    from keysync.pipelines.tiny import TINY_RESOLUTION, write_tiny_dubbing_weights
-    from keysync.pipelines.weights import DUBBING_FILES
+    from keysync.pipelines.default_models import load_default_dubbing_models
+    from keysync.pipelines.dubbing import dub
 
-    published = all((args.weights_root / f.local).exists() for f in DUBBING_FILES.values())
-    if published:
-        print(f"model: published KeySync weights from {args.weights_root}")
-        models = load_dubbing_models(root=args.weights_root, device=args.device)
-        options = DubbingOptions()
-    else:
-        tiny = args.weights_root / "tiny"
-        names = ("keyframe", "interpolation", "vae", "hubert", "wavlm")
-        paths = {"keyframe": tiny / "checkpoints/keyframe_dub.pt", "interpolation": tiny / "checkpoints/interpolation_dub.pt",
-                 "vae": tiny / "tiny_vae.safetensors", "hubert": tiny / "hubert-tiny",
-                 "wavlm": tiny / "checkpoints/wavlm-tiny.safetensors"}
-        if not all(paths[n].exists() for n in names):
-            paths = write_tiny_dubbing_weights(tiny)
-        print(f"model: no published weights under {args.weights_root} (see pretrained_models/README.md); using "
-              f"tiny RANDOM-weight models from {tiny}: every stage runs, the mouth will not follow the speech")
-        models = load_dubbing_models(paths, keyframe_config=TINY_CONFIGS[0], interpolation_config=TINY_CONFIGS[1],
-                                     device=args.device)
-        options = DubbingOptions(resolution=TINY_RESOLUTION)
+    chosen = load_default_dubbing_models(args.weights_root, args.device)
+    print(f"model: {chosen.description}")
     try:
-        result = dub(models, args.video, args.audio, args.output, options)
+        result = dub(chosen.models, args.video, args.audio, args.output, chosen.options)
     finally:
-        models.close()
+        chosen.models.close()
     print(f"wrote {result.output}: {result.frames} frames, {result.size[1]}x{result.size[0]} at {result.fps:g} fps, "
           f"{result.audio_seconds:.2f} s of audio ({result.model_frames} model frames at 25 fps)")
     per_frame = result.seconds_per_frame()

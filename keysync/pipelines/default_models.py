@@ -1,0 +1,46 @@
+"""Which dubbing models a user-facing entry point runs when none are named.
+
+Order: the published KeySync weights when all are under ``weights_root``; otherwise tiny
+random-weight models in the published formats (written once to ``<weights_root>/tiny``), which
+run every stage of the real pipeline but do not lip-sync. The description says which one it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from keysync.pipelines.dubbing import DubbingOptions
+from keysync.pipelines.dubbing_models import TINY_CONFIGS, DubbingModels, load_dubbing_models
+from keysync.pipelines.weights import DUBBING_FILES
+
+
+@dataclass
+class DefaultModels:
+    models: DubbingModels
+    options: DubbingOptions
+    kind: str  # "published" | "tiny-random"
+    description: str
+
+
+def tiny_weight_paths(folder: Path) -> dict[str, Path]:
+    return {"keyframe": folder / "checkpoints/keyframe_dub.pt", "interpolation": folder / "checkpoints/interpolation_dub.pt",
+            "vae": folder / "tiny_vae.safetensors", "hubert": folder / "hubert-tiny",
+            "wavlm": folder / "checkpoints/wavlm-tiny.safetensors"}
+
+
+def load_default_dubbing_models(weights_root: str | Path = "pretrained_models", device: str = "cpu") -> DefaultModels:
+    from keysync.pipelines.tiny import TINY_RESOLUTION, write_tiny_dubbing_weights
+
+    root = Path(weights_root)
+    if all((root / f.local).exists() for f in DUBBING_FILES.values()):
+        return DefaultModels(load_dubbing_models(root=root, device=device), DubbingOptions(), "published",
+                             f"published KeySync weights from {root}")
+    paths = tiny_weight_paths(root / "tiny")
+    if not all(p.exists() for p in paths.values()):
+        paths = write_tiny_dubbing_weights(root / "tiny")
+    models = load_dubbing_models(paths, keyframe_config=TINY_CONFIGS[0], interpolation_config=TINY_CONFIGS[1],
+                                 device=device)
+    return DefaultModels(models, DubbingOptions(resolution=TINY_RESOLUTION), "tiny-random",
+                         f"no published weights under {root} (see pretrained_models/README.md): tiny RANDOM-weight "
+                         f"models from {root / 'tiny'}; every stage runs, the mouth does not follow the speech")
