@@ -121,3 +121,28 @@ def test_batched_decode_equals_one_frame_at_a_time(models):
     assert torch.allclose(batched, single, atol=1e-5)
     ref = engine.decode_first_stage(z)  # the reference: decoding_t = 1
     assert torch.allclose(batched, ((ref + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1), atol=1e-5)
+
+
+def test_occluder_pixels_are_kept_with_bf16_and_custom_guidance(models, tmp_path):
+    """User-given occluder masks (a band over the right half of the face) stay untouched; the run
+    also exercises bf16 autocast and non-default guidance scales."""
+    clip = face_clip(tmp_path / "v.mp4", 20, 25, (200, 240), 180, seed=5)
+    audio = speech(tmp_path / "a.wav", "occluded", 0.8)
+    band = np.zeros((200, 240), np.uint8)
+    band[:, 120:] = 1
+    changed = []
+    models.set_guidance(3.0, 1.5)
+    try:
+        result = dub(models, clip, audio, tmp_path / "o.mp4",
+                     DubbingOptions(resolution=TINY_RESOLUTION, progress=False, occlusion_masks=band,
+                                    autocast_dtype=torch.bfloat16),
+                     on_frame=lambda i, out, src, region: changed.append(region))
+    finally:
+        models.set_guidance(5.0, 2.0)
+    assert models.keyframe.sampler.guider.audio_ratio == 5.0
+    assert result.frames == 20 and len(changed) == 20
+    assert all(r[:, :120].any() for r in changed)  # the left half of the mouth is regenerated
+    assert not any(r[:, 120:].any() for r in changed)  # the occluder is not
+    with pytest.raises(ValueError, match="do not cover"):
+        dub(models, clip, audio, tmp_path / "x.mp4",
+            DubbingOptions(resolution=TINY_RESOLUTION, progress=False, occlusion_masks=band[:100]))

@@ -64,6 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=23)
     g.add_argument("--reference_compat", action="store_true",
                    help="reproduce the original pipeline: 512x512 squashed, 25 fps, 14+13k cap, tail dropped")
+    g.add_argument("--audio_scale", type=float, default=None, help="audio guidance scale (config default 5)")
+    g.add_argument("--ref_scale", type=float, default=None, help="reference guidance scale (config default 2)")
     g.add_argument("--resolution", type=int, default=512, help="face crop size fed to the models")
     g.add_argument("--decoding_t", type=int, default=8, help="frames per VAE decode call (each decoded alone)")
     g.add_argument("--feather", type=float, default=0.04, help="mask feather, fraction of the face box")
@@ -74,6 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--start_frame", type=int, default=0, help="frame the position refers to")
     o.add_argument("--sam2_checkpoint", type=Path, default=None)
     o.add_argument("--sam2_config", default=None)
+    o.add_argument("--occlusion_masks", type=Path, default=None,
+                   help="instead of SAM 2: .npy uint8 (N, H, W) or (H, W) occluder masks of the source frames")
     d = p.add_argument_group("device")
     d.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     d.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
@@ -92,6 +96,16 @@ def _jobs(args):
     if args.filelist is not None:
         return pair_jobs(args.filelist, args.file_list_audio, args.output_folder), args.output_folder
     raise ValueError("give --video/--audio/-o, --filelist [--file_list_audio], or --manifest")
+
+
+def _load_masks(path: Path | None):
+    if path is None:
+        return None
+    import numpy as np
+
+    if not path.is_file():
+        raise FileNotFoundError(f"occlusion masks not found: {path}")
+    return np.load(path, allow_pickle=False)
 
 
 def _device(name: str, world: int) -> str:
@@ -136,11 +150,13 @@ def run(args: argparse.Namespace) -> int:
         models = load_dubbing_models(weights, args.weights_root, args.keyframe_config, args.interpolation_config,
                                      device, args.landmarks, args.fan_weights, args.detector_weights,
                                      args.sam2_checkpoint if args.fix_occlusion else None, args.sam2_config)
+    models.set_guidance(args.audio_scale, args.ref_scale)
     quiet = logging.getLogger().level > logging.INFO
     options = DubbingOptions(
         compute_until=args.compute_until, reference_compat=args.reference_compat, seed=args.seed,
         resolution=args.resolution, feather=args.feather, crf=args.crf, progress=not quiet,
         occlusion_points=args.position if args.fix_occlusion else None, occlusion_frame=args.start_frame,
+        occlusion_masks=_load_masks(args.occlusion_masks),
         autocast_dtype=DTYPES[args.dtype], sampling=SamplingOptions(decode_batch=args.decoding_t))
 
     def one(job):

@@ -7,10 +7,11 @@ import logging
 import sys
 
 from keysync.media.errors import MediaError
-from keysync.cli import checkpoint, dub, evaluate, example, filelist, precompute, smoke, train
+from keysync.cli import checkpoint, download_weights, dub, evaluate, example, filelist, precompute, smoke, train
 
 SUBCOMMANDS = {
     "checkpoint": checkpoint,
+    "download-weights": download_weights,
     "dub": dub,
     "evaluate": evaluate,
     "example": example,

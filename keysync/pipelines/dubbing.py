@@ -39,7 +39,8 @@ SAMPLE_RATE = 16000
 class DubbingOptions:
     """Options of one job. ``compute_until``: seconds of audio to dub (None / "end": all);
     ``occlusion_points``: (x, y) source pixels on an occluding object in frame
-    ``occlusion_frame`` (needs ``models.occluder``)."""
+    ``occlusion_frame`` (needs ``models.occluder``); or ``occlusion_masks``: uint8 (N, H, W) or
+    (H, W) masks of the source frames (1 = occluder) from any segmentation the user has."""
 
     compute_until: float | str | None = 45
     reference_compat: bool = False
@@ -52,6 +53,7 @@ class DubbingOptions:
     max_gap: int = 12
     occlusion_points: list[tuple[float, float]] | None = None
     occlusion_frame: int = 0
+    occlusion_masks: np.ndarray | None = None
     autocast_dtype: torch.dtype | None = None
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     encode_batch: int = 10
@@ -120,7 +122,25 @@ def _audio(path: Path, compute_until) -> np.ndarray:
     return audio
 
 
+def _given_masks(masks: np.ndarray, video: Path, size: int | None) -> np.ndarray:
+    info = probe_video(video)
+    masks = np.asarray(masks)
+    if masks.ndim == 2:
+        masks = np.broadcast_to(masks, (info.num_frames,) + masks.shape)
+    if masks.ndim != 3 or masks.shape[1:] != (info.height, info.width) or len(masks) < info.num_frames:
+        raise ValueError(f"occlusion masks {masks.shape} do not cover {video} ({info.num_frames} frames of "
+                         f"{info.height}x{info.width})")
+    masks = (masks[: info.num_frames] > 0).astype(np.uint8)
+    if size is not None:
+        from keysync.face.occlusion import resize_masks_nearest
+
+        masks = resize_masks_nearest(masks, (size, size))
+    return masks
+
+
 def _occluder_masks(models: DubbingModels, video: Path, opts: DubbingOptions, size: int | None = None):
+    if opts.occlusion_masks is not None:
+        return _given_masks(opts.occlusion_masks, video, size)
     if not opts.occlusion_points:
         return None
     if models.occluder is None:
@@ -186,8 +206,9 @@ def dub(models: DubbingModels, video: str | Path, audio: str | Path, output: str
                 for k in [k for k in pending if k < m]:
                     pending.pop(k)
             with timer("paste"):
-                frame = source[int(out_source[o])]
-                out, region = _paste(clip, m, pending[m], frame, opts)
+                s = int(out_source[o])
+                frame = source[s]
+                out, region = _paste(clip, m, pending[m], frame, opts, None if occluder is None else occluder[s])
             if on_frame is not None:
                 on_frame(o, out, frame, region)
             yield out
@@ -206,13 +227,19 @@ def _sampling(opts: DubbingOptions) -> SamplingOptions:
                            autocast_dtype=opts.autocast_dtype, progress=opts.progress)
 
 
-def _paste(clip: PreparedClip, m: int, face: np.ndarray, frame: np.ndarray, opts: DubbingOptions):
-    """Output frame from model frame ``m``'s face; returns it and the changed region (H, W) bool."""
+def _paste(clip: PreparedClip, m: int, face: np.ndarray, frame: np.ndarray, opts: DubbingOptions,
+           occluder: np.ndarray | None = None):
+    """Output frame from model frame ``m``'s face; returns it and the changed region (H, W) bool.
+    ``occluder`` (H, W): the frame's occluder mask, kept from ``frame`` at full resolution (the
+    crop-resolution mask alone would let the regenerated face bleed a crop pixel into it)."""
     s = int(clip.source_index[m])
     if not clip.track.usable[s]:
         return frame, np.zeros(frame.shape[:2], bool)
     mask = clip.crop_mask(m)
     out = paste_back(frame, face, clip.track.crops.boxes[s], mask, feather=opts.feather, mode=opts.paste_mode)
+    if occluder is not None:
+        keep = occluder > 0
+        out[keep] = frame[keep]
     return out, (out != frame).any(-1)
 
 

@@ -37,6 +37,15 @@ class DubbingModels:
     landmarks: object
     occluder: object | None = None
 
+    def set_guidance(self, audio_scale: float | None = None, ref_scale: float | None = None) -> None:
+        """Audio / reference guidance scales of both samplers (defaults 5 and 2, SPEC §4.6)."""
+        for engine in (self.keyframe, self.interpolation):
+            guider = engine.sampler.guider
+            if audio_scale is not None:
+                guider.audio_ratio = float(audio_scale)
+            if ref_scale is not None:
+                guider.ref_ratio = float(ref_scale)
+
     def close(self) -> None:
         close = getattr(self.landmarks, "close", None)
         if close is not None:
