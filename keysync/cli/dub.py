@@ -66,6 +66,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="reproduce the original pipeline: 512x512 squashed, 25 fps, 14+13k cap, tail dropped")
     g.add_argument("--audio_scale", type=float, default=None, help="audio guidance scale (config default 5)")
     g.add_argument("--ref_scale", type=float, default=None, help="reference guidance scale (config default 2)")
+    g.add_argument("--fast", action="store_true",
+                   help="fast mode: DPM-Solver++(2M) with --fast_steps steps instead of 11 Euler steps "
+                        "(about 11/N times less sampling work; not the reference's sampler)")
+    g.add_argument("--fast_steps", type=int, default=5)
     g.add_argument("--resolution", type=int, default=512, help="face crop size fed to the models")
     g.add_argument("--decoding_t", type=int, default=8, help="frames per VAE decode call (each decoded alone)")
     g.add_argument("--feather", type=float, default=0.04, help="mask feather, fraction of the face box")
@@ -80,7 +84,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="instead of SAM 2: .npy uint8 (N, H, W) or (H, W) occluder masks of the source frames")
     d = p.add_argument_group("device")
     d.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    d.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
+    d.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
+                   help="autocast dtype of the diffusion models (bf16/fp16: faster on GPUs, output within a "
+                        "measured tolerance of fp32, see benchmarks/bench_fast.py)")
     p.set_defaults(func=run)
 
 
@@ -151,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
                                      device, args.landmarks, args.fan_weights, args.detector_weights,
                                      args.sam2_checkpoint if args.fix_occlusion else None, args.sam2_config)
     models.set_guidance(args.audio_scale, args.ref_scale)
+    if args.fast:
+        models.use_fast_sampler(args.fast_steps)
     quiet = logging.getLogger().level > logging.INFO
     options = DubbingOptions(
         compute_until=args.compute_until, reference_compat=args.reference_compat, seed=args.seed,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+import numpy as np
 import torch
 from einops import rearrange
 
@@ -131,3 +132,55 @@ class EulerEDMSampler:
 EDMSampler = EulerEDMSampler
 
 __all__ = ["EDMSampler", "EulerEDMSampler"]
+
+
+class DPMPP2MSampler(EulerEDMSampler):
+    """DPM-Solver++(2M) over the same denoiser and guider (fast mode; not in the reference).
+
+    Data-prediction multistep solver in λ = −log σ (Lu et al. 2022): with D_i the guided
+    denoiser output at σ_i and h = λ_{i+1} − λ_i,
+    x_{i+1} = (σ_{i+1}/σ_i)·x_i − (e^{−h} − 1)·D̃_i, where D̃_i = D_i on the first and the last
+    step and D̃_i = (1 + 1/2r)·D_i − (1/2r)·D_{i−1}, r = h_{i−1}/h_i, otherwise. One network call
+    per step (all guidance passes batched), second order: 5 steps land closer to the ODE solution
+    than 11 Euler steps on the tests' Gaussian case. No churn.
+    """
+
+    def __call__(self, denoiser, x: torch.Tensor, cond: Dict, uc: Optional[Dict] = None,
+                 num_steps: Optional[int] = None, strength: float = 1.0, return_intermediates: bool = False,
+                 generator: Optional[torch.Generator] = None):
+        sigmas = self.get_sigmas(num_steps, strength)
+        uc = cond if uc is None else uc
+        x = x * torch.sqrt(1.0 + sigmas[0] ** 2.0)
+        s_in = x.new_ones([x.shape[0]])
+        inter: Dict[str, list] = {"x": [], "sigma": [], "next_sigma": [], "denoised": []}
+        old_denoised, h_last = None, None
+        for i in _progress(range(len(sigmas) - 1), len(sigmas) - 1, type(self).__name__, self.verbose):
+            sigma, next_sigma = sigmas[i], sigmas[i + 1]
+            denoised = self.denoise(denoiser, x, s_in * sigma, cond, uc)
+            if x.ndim == 5 and denoised.ndim == 4:
+                denoised = rearrange(denoised, "(b t) c h w -> b c t h w", b=x.shape[0])
+            if return_intermediates:
+                for key, value in (("x", x), ("sigma", s_in * sigma), ("next_sigma", s_in * next_sigma),
+                                   ("denoised", denoised)):
+                    inter[key].append(value)
+            if float(next_sigma) == 0.0:
+                x = denoised
+                break
+            h = float(torch.log(sigma / next_sigma))
+            d = denoised
+            if old_denoised is not None:
+                r = h_last / h
+                d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
+            x = float(next_sigma / sigma) * x - float(np.expm1(-h)) * d
+            old_denoised, h_last = denoised, h
+        return (x, inter) if return_intermediates else x
+
+
+def fast_sampler(sampler: EulerEDMSampler, num_steps: int = 5) -> DPMPP2MSampler:
+    """The fast-mode sampler for an engine's sampler: DPM-Solver++(2M), ``num_steps`` AYS σ's
+    (log-linear from the same table), the same guider."""
+    return DPMPP2MSampler(discretization=AYSDiscretization(min_steps=2), guider=sampler.guider,
+                          num_steps=num_steps, device=sampler.device)
+
+
+__all__ += ["DPMPP2MSampler", "fast_sampler"]

@@ -57,15 +57,18 @@ class AYSDiscretization(Discretization):
     table (reference quirk: n = 10 gives 11 σ's, n = 11 also gives 11); n < 10 is an error.
     """
 
-    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 700.0):
+    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 700.0, min_steps: int = 10):
         self.sigma_min = sigma_min
         self.sigma_max = sigma_max
+        self.min_steps = min_steps
         self.base_sigmas = np.array(AYS_BASE_SIGMAS, dtype=np.float64)
 
     def get_sigmas(self, n: int, device=None) -> torch.Tensor:
-        if n < 10:
-            raise ValueError(f"AYSDiscretization needs n >= 10 steps, got {n}")
-        sigmas = loglinear_interp(self.base_sigmas, n) if n > 10 else self.base_sigmas.copy()
+        """``min_steps`` (10, the reference) guards n; fast mode lowers it to get n < 10 σ's
+        log-linearly interpolated from the same table (same σ_max and σ_min)."""
+        if n < self.min_steps or n < 2:
+            raise ValueError(f"AYSDiscretization needs n >= {max(self.min_steps, 2)} steps, got {n}")
+        sigmas = loglinear_interp(self.base_sigmas, n) if n != 10 else self.base_sigmas.copy()
         out = torch.from_numpy(sigmas)
         return out.to(device) if device is not None else out
 

@@ -46,6 +46,14 @@ class DubbingModels:
             if ref_scale is not None:
                 guider.ref_ratio = float(ref_scale)
 
+    def use_fast_sampler(self, num_steps: int = 5) -> None:
+        """Fast mode: DPM-Solver++(2M) with ``num_steps`` steps in both stages (same denoiser,
+        same guidance) instead of the reference's 11 Euler steps."""
+        from keysync.diffusion.samplers import fast_sampler
+
+        for engine in (self.keyframe, self.interpolation):
+            engine.sampler = fast_sampler(engine.sampler, num_steps)
+
     def close(self) -> None:
         close = getattr(self.landmarks, "close", None)
         if close is not None:
