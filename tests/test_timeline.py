@@ -36,3 +36,14 @@ def test_rate_conversion_maps_nearest_frames():
     # 25 fps everywhere: identities
     assert model_to_source(50, 50, 25.0).tolist() == list(range(50))
     assert output_to_model(50, 25.0, 50).tolist() == list(range(50))
+
+
+@pytest.mark.parametrize("fps", [23.976, 24.0, 29.97, 30.0, 50.0, 59.94])
+def test_no_audio_drift_over_an_hour(fps):
+    """Output frame o (shown at o/fps s) uses the face generated for model frame m, made from
+    audio [0.04 m, 0.04 m + 0.04) s: over an hour the offset never exceeds half a model frame."""
+    n_out = int(3600 * fps)
+    m = output_to_model(n_out, fps, n_model=90_001)
+    offset = np.arange(n_out) / fps - m * 0.04
+    assert np.abs(offset).max() <= 0.02 + 1e-9
+    assert abs(offset[-1000:].mean() - offset[:1000].mean()) < 1e-3  # no drift: the end is like the start
