@@ -7,7 +7,7 @@ import logging
 import sys
 
 from keysync.media.errors import MediaError
-from keysync.cli import checkpoint, download_weights, dub, evaluate, example, filelist, precompute, smoke, train
+from keysync.cli import checkpoint, download_weights, dub, evaluate, example, filelist, precompute, smoke, synth, train
 
 SUBCOMMANDS = {
     "checkpoint": checkpoint,
@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "filelist": filelist,
     "precompute": precompute,
     "smoke": smoke,
+    "synth": synth,
     "train": train,
 }
 
