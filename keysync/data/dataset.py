@@ -14,7 +14,8 @@ Sample dict (shapes for T = 14, latents h×w, pixels R = ``resize_size``):
 latents, gt                    (4, T, h, w) scaled latents (``latents`` key of the safetensors file)
 masks                          (1, T, h, w) float, 1 = regenerate (box masks from the landmarks)
 cond_frames                    keyframe (4, h, w); interpolation (4, 2, h, w)
-audio_emb                      (T, 2, D) audio features of the window's (25 fps) frames
+audio_emb                      (T, 2, D) audio features of the window's (25 fps) frames (KeyFace: two
+                               feature files concatenated on D, ``extra_audio_emb_type``)
 original_frames                (3, T, R, R) pixels in [-1, 1]        (``load_original_frames``)
 cond_frames_without_noise      (3, 1 or 2, R, R) pixels of the cond frames (same flag; logging)
 raw_audio                      (T·640,) 16 kHz from the first frame on  (``load_raw_audio``; logging)
@@ -97,6 +98,8 @@ class LatentVideoDataset(Dataset):
         filelist: file list (``.txt``), folder, glob, or list of video paths under ``video_folder``.
         mode: ``"keyframe"`` or ``"interpolation"``; ``skip_frames`` defaults from it (12 / 0).
         audio_emb_type: feature name in ``<rel>_<type>_emb.safetensors`` (hubert, wavlm, ...).
+        extra_audio_emb_type: a second feature file concatenated after the first on the feature
+            axis (KeyFace's ``add_extra_audio_emb``: ``beats``, giving 768 + 768 = 1536), or None.
         root, folders: dataset root and :class:`~keysync.data.paths.ArtefactLayout` folder names.
         resize_size: pixel size R of ``original_frames`` (the VAE's input size: 512 full size).
         what_mask, nose_index, expand_box: mask kind and parameters (reference: box, 28, 0).
@@ -109,7 +112,8 @@ class LatentVideoDataset(Dataset):
     """
 
     def __init__(self, filelist: Any, mode: str = "keyframe", num_frames: int = 14, skip_frames: int | None = None,
-                 audio_emb_type: str = "hubert", root: str | Path | None = None, folders: Mapping[str, str] | None = None,
+                 audio_emb_type: str = "hubert", extra_audio_emb_type: str | None = None,
+                 root: str | Path | None = None, folders: Mapping[str, str] | None = None,
                  latent_resolution: int = 512, latent_scale: float = 1.0, data_mean: Sequence[float] | None = None,
                  data_std: Sequence[float] | None = None, resize_size: int | None = 512, what_mask: str = "box",
                  nose_index: int = 28, expand_box: float = 0.0, mask_geometry: str = "reference",
@@ -130,6 +134,7 @@ class LatentVideoDataset(Dataset):
         self.num_frames = num_frames
         self.skip_frames = MODES[mode] if skip_frames is None else skip_frames
         self.audio_emb_type, self.latent_resolution = audio_emb_type, latent_resolution
+        self.extra_audio_emb_type = extra_audio_emb_type
         self.latent_scale, self.data_mean, self.data_std = latent_scale, data_mean, data_std
         self.resize_size, self.what_mask, self.mask_geometry = resize_size, what_mask, mask_geometry
         self.mask_params = {"nose_index": nose_index, "box_expand": expand_box, "offset": expand_box}
@@ -207,6 +212,9 @@ class LatentVideoDataset(Dataset):
         latents = normalize_latents(rearrange(latents, "t c h w -> c t h w") * self.latent_scale,
                                     self.data_mean, self.data_std)
         audio = _read_rows(clip.audio_features_path(self.audio_emb_type), "audio", indexes).float()
+        if self.extra_audio_emb_type:
+            extra = _read_rows(clip.audio_features_path(self.extra_audio_emb_type), "audio", indexes).float()
+            audio = torch.cat([audio, extra], dim=-1)
         sample: dict[str, Any] = {
             "latents": latents, "gt": latents, "audio_emb": audio,
             "masks": self._masks(clip, video_idx, tuple(latents.shape[-2:])),

@@ -147,12 +147,14 @@ class StandardDiffusionLoss(nn.Module):
         self.what_pixel_losses = what
         self.scale_factor = scale_factor
         self.lpips_model_path = lpips_model_path
-        self._lpips = lpips_fn  # plain attribute: kept out of state_dict
+        if isinstance(lpips_fn, nn.Module):  # a frozen metric network, never trained with the model
+            lpips_fn.eval().requires_grad_(False)
+        object.__setattr__(self, "_lpips", lpips_fn)  # plain attribute (even for a Module): kept out of state_dict
 
     # -------------------------------------------------------------------------- helpers
     def lpips(self, dec: torch.Tensor, orig: torch.Tensor) -> torch.Tensor:
         if self._lpips is None:
-            self._lpips = load_lpips(self.lpips_model_path)
+            object.__setattr__(self, "_lpips", load_lpips(self.lpips_model_path))
         if isinstance(self._lpips, nn.Module):
             self._lpips.to(dec.device)
         return self._lpips(dec, orig).reshape(-1)

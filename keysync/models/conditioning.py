@@ -144,7 +144,9 @@ class GeneralConditioner(nn.Module):
     ``emb_models`` is a list, or a mapping name → entry whose order is the checkpoint order
     (``conditioner.embedders.N``). Each entry is a config mapping with ``target``/``_target_`` and
     ``params`` (or an ``embedder`` config), plus ``input_key``, ``is_trainable`` and
-    ``ucg_rate``. Outputs sharing a key are concatenated (vector: dim 1, crossattn: dim 2,
+    ``ucg_rate``; an entry set to null is left out (so a config derived from another can drop
+    an embedder, e.g. KeyFace's interpolation model drops the keyframe model's emotion
+    embedders). Outputs sharing a key are concatenated (vector: dim 1, crossattn: dim 2,
     concat: dim 1). In training mode each embedder's output rows are zeroed with probability
     ``ucg_rate`` (classifier-free dropout, applied to the *output*, after any Linear).
     """
@@ -153,6 +155,7 @@ class GeneralConditioner(nn.Module):
         super().__init__()
         if isinstance(emb_models, Mapping):  # name -> config, in checkpoint order
             emb_models = list(emb_models.values())
+        emb_models = [cfg for cfg in emb_models if cfg is not None]
         embedders = []
         for i, cfg in enumerate(emb_models):
             cfg = dict(cfg)

@@ -50,8 +50,8 @@ class BatchReport:
     def ok(self) -> bool:
         return not self.failed
 
-    def summary(self) -> str:
-        lines = [f"{len(self.done)} dubbed, {len(self.skipped)} skipped (output exists), {len(self.failed)} failed"]
+    def summary(self, verb: str = "dubbed") -> str:
+        lines = [f"{len(self.done)} {verb}, {len(self.skipped)} skipped (output exists), {len(self.failed)} failed"]
         lines += [f"  FAILED {item}: {reason}" for item, reason in sorted(self.failed.items())]
         return "\n".join(lines)
 
@@ -81,20 +81,25 @@ def pair_jobs(videos: str | Path | Sequence[Path], audios: str | Path | Sequence
     return jobs
 
 
-def jobs_from_manifest(manifest: str | Path, output_folder: str | Path) -> list[DubJob]:
-    """Jobs from a CSV with a header ``video,audio[,output]`` (paths relative to the CSV's folder)."""
+def jobs_from_manifest(manifest: str | Path, output_folder: str | Path,
+                       source_column: str = "video") -> list[DubJob]:
+    """Jobs from a CSV with a header ``video,audio[,output]`` (paths relative to the CSV's folder).
+
+    ``source_column`` names the first column (``"image"`` for animation); the job keeps it as
+    ``DubJob.video``."""
     manifest = Path(manifest)
     if not manifest.is_file():
         raise FileNotFoundError(f"manifest not found: {manifest}")
     base, out = manifest.parent, Path(output_folder)
     with manifest.open(newline="") as f:
         reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"video", "audio"} <= set(reader.fieldnames):
-            raise ValueError(f"{manifest}: the header must name the columns 'video' and 'audio' (and optionally 'output')")
+        if not reader.fieldnames or not {source_column, "audio"} <= set(reader.fieldnames):
+            raise ValueError(f"{manifest}: the header must name the columns '{source_column}' and 'audio' "
+                             "(and optionally 'output')")
         rows = list(reader)
     jobs = []
     for i, row in enumerate(rows):
-        v, a = (Path(row[k]) if Path(row[k]).is_absolute() else base / row[k] for k in ("video", "audio"))
+        v, a = (Path(row[k]) if Path(row[k]).is_absolute() else base / row[k] for k in (source_column, "audio"))
         o = row.get("output") or output_name(v, a)
         jobs.append(DubJob(i, v, a, Path(o) if Path(o).is_absolute() else out / o))
     _check_unique(jobs)
@@ -116,7 +121,7 @@ def distributed_rank() -> tuple[int, int]:
 
 
 def run_batch(jobs: Sequence[DubJob], run_one: Callable[[DubJob], object], overwrite: bool = False,
-              rank: int = 0, world: int = 1, progress: bool = True) -> BatchReport:
+              rank: int = 0, world: int = 1, progress: bool = True, desc: str = "dubbing") -> BatchReport:
     """Run this rank's share of ``jobs``; exceptions of one job are recorded, not raised."""
     import time
 
@@ -124,7 +129,7 @@ def run_batch(jobs: Sequence[DubJob], run_one: Callable[[DubJob], object], overw
 
     report = BatchReport()
     mine = [j for j in jobs if j.index % world == rank]
-    for job in tqdm(mine, desc=f"dubbing (rank {rank})" if world > 1 else "dubbing", unit="video",
+    for job in tqdm(mine, desc=f"{desc} (rank {rank})" if world > 1 else desc, unit="video",
                     disable=not progress or len(mine) < 2):
         key = str(job.output)
         if job.output.exists() and not overwrite:
@@ -160,8 +165,8 @@ def gather_reports(report: BatchReport, world: int) -> BatchReport:
     return merged
 
 
-def write_summary(report: BatchReport, folder: str | Path) -> Path:
-    path = Path(folder) / SUMMARY_NAME
+def write_summary(report: BatchReport, folder: str | Path, name: str = SUMMARY_NAME) -> Path:
+    path = Path(folder) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         Path(tmp).write_text(json.dumps(asdict(report), indent=2, sort_keys=True))

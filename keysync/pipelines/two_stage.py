@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
@@ -29,30 +29,43 @@ class ConditioningStreams:
     """Per-frame conditions on the model timeline (all indexed by model frame).
 
     ``latents``: (N, 4, h, w) scaled latents of the (cropped) source frames (the ``gt``);
-    ``masks``: (N, 1, h, w); ``keyframe_audio``: (N, 2, Dk) (HuBERT for KeySync);
-    ``interpolation_audio``: (N, 2, Di) (WavLM); ``reference``: (4, h, w) identity latent.
+    ``masks``: (N, 1, h, w); both None for KeyFace (no in-painting); ``keyframe_audio``:
+    (N, 2, Dk) (HuBERT for KeySync, WavLM ⊕ BEATs for KeyFace); ``interpolation_audio``:
+    (N, 2, Di) (WavLM; wav2vec2 ⊕ BEATs); ``reference``: (4, h, w) identity latent;
+    ``keyframe_extra``: further per-frame keyframe conditions by conditioner key, (N, ...)
+    each (KeyFace: ``valence``, ``arousal`` (N,) in [-1, 1]).
     """
 
-    latents: torch.Tensor
-    masks: torch.Tensor
+    latents: torch.Tensor | None
+    masks: torch.Tensor | None
     keyframe_audio: torch.Tensor
     interpolation_audio: torch.Tensor
     reference: torch.Tensor
+    keyframe_extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self):
-        n = {"latents": len(self.latents), "masks": len(self.masks), "keyframe_audio": len(self.keyframe_audio),
-             "interpolation_audio": len(self.interpolation_audio)}
+        n = {"keyframe_audio": len(self.keyframe_audio), "interpolation_audio": len(self.interpolation_audio)}
+        n.update({k: len(getattr(self, k)) for k in ("latents", "masks") if getattr(self, k) is not None})
+        n.update({k: len(v) for k, v in self.keyframe_extra.items()})
         if len(set(n.values())) != 1:
             raise ValueError(f"conditioning streams differ in length: {n}")
-        if self.latents.shape[-2:] != self.masks.shape[-2:]:
+        if (self.latents is None) != (self.masks is None):
+            raise ValueError("give both latents and masks (in-painting) or neither")
+        if self.latents is not None and self.latents.shape[-2:] != self.masks.shape[-2:]:
             raise ValueError(f"masks {tuple(self.masks.shape)} do not match latents {tuple(self.latents.shape)}")
 
     def __len__(self) -> int:
-        return len(self.latents)
+        return len(self.keyframe_audio)
+
+    @property
+    def inpainting(self) -> bool:
+        """Whether gt latents and masks are given (KeySync) or not (KeyFace)."""
+        return self.latents is not None
 
     def rows(self, name: str, index) -> torch.Tensor:
-        """Rows ``index`` of stream ``name``, clamped to the last frame (virtual tail frames)."""
-        stream = getattr(self, name)
+        """Rows ``index`` of stream ``name`` (a field or a ``keyframe_extra`` key), clamped to the
+        last frame (virtual tail frames)."""
+        stream = self.keyframe_extra[name] if name in self.keyframe_extra else getattr(self, name)
         idx = torch.as_tensor(list(index), dtype=torch.long).clamp_(0, len(stream) - 1)
         return stream[idx]
 
@@ -131,24 +144,29 @@ def generate_frames(plan: LongVideoPlan, streams: ConditioningStreams, keyframe_
     opts = options or SamplingOptions()
     gen = generator or torch.Generator().manual_seed(0)
     device = next(keyframe_engine.model.parameters()).device
-    h, w = streams.latents.shape[-2:]
+    h, w = streams.reference.shape[-2:]
+    inpaint = streams.inpainting
     keyframes: dict[int, torch.Tensor] = {}
     by_chunk: dict[int, list] = {}
     for frame in plan.frames:
         by_chunk.setdefault(frame.source.chunk, []).append(frame)
     total_calls = len(plan.slots) // NUM_FRAMES + len(plan.chunks)
     bar = tqdm(total=total_calls, desc="sampling", unit="call", disable=not opts.progress, leave=False)
+
+    def rows(name, index):
+        return _on(device, streams.rows(name, index)) if inpaint or name not in ("latents", "masks") else None
+
     try:
         for chunk in plan.chunks:
             with _autocast(device, opts.autocast_dtype), timer("keyframes"):
                 for b in chunk.batches:
                     slots = plan.batches[b]
+                    extra = {k: rows(k, [s.audio for s in slots]) for k in streams.keyframe_extra}
                     lat = sample_keyframes(
                         keyframe_engine, _on(device, streams.reference),
-                        _on(device, streams.rows("latents", [s.gt for s in slots])),
-                        _on(device, streams.rows("masks", [s.mask for s in slots])),
-                        _on(device, streams.rows("keyframe_audio", [s.audio for s in slots])),
-                        _noise((len(slots), 4, h, w), gen, streams.latents).to(device))
+                        rows("latents", [s.gt for s in slots]), rows("masks", [s.mask for s in slots]),
+                        rows("keyframe_audio", [s.audio for s in slots]),
+                        _noise((len(slots), 4, h, w), gen, streams.reference).to(device), extra=extra)
                     for s, z in zip(slots, lat.float()):
                         keyframes[s.uid] = z
                     bar.update(1)
@@ -158,12 +176,12 @@ def generate_frames(plan: LongVideoPlan, streams: ConditioningStreams, keyframe_
                 continue
             with _autocast(device, opts.autocast_dtype), timer("interpolation"):
                 kf = torch.stack([torch.stack([keyframes[s.start.uid], keyframes[s.end.uid]]) for s in segs])
-                gt = torch.stack([streams.rows("latents", s.gt) for s in segs])
-                masks = torch.stack([streams.rows("masks", s.mask) for s in segs])
+                gt = torch.stack([streams.rows("latents", s.gt) for s in segs]).to(device) if inpaint else None
+                masks = torch.stack([streams.rows("masks", s.mask) for s in segs]).to(device) if inpaint else None
                 audio = torch.stack([streams.rows("interpolation_audio", s.audio) for s in segs])
                 latents = sample_interpolation(
-                    interpolation_engine, kf.to(device), gt.to(device), masks.to(device), audio.to(device),
-                    _noise((len(segs) * NUM_FRAMES, 4, h, w), gen, streams.latents).to(device),
+                    interpolation_engine, kf.to(device), gt, masks, audio.to(device),
+                    _noise((len(segs) * NUM_FRAMES, 4, h, w), gen, streams.reference).to(device),
                     chunk_size=opts.interpolation_chunk, paste_keyframes=opts.paste_keyframes).float()
             bar.update(1)
             frames = by_chunk.get(chunk.index, [])

@@ -36,6 +36,23 @@ DUBBING_FILES = {
                       "SVD VAE encoder (video latents)"),
 }
 
+#: KeyFace (animation): HF ``toninio19/keyface`` plus wav2vec2 and the SVD VAE (SPEC §10).
+KEYFACE_FILES = {
+    "keyframe": WeightFile("checkpoints/keyframe.pt", "toninio19/keyface", "keyframe.pt",
+                           "KeyFace keyframe model"),
+    "interpolation": WeightFile("checkpoints/interpolation.pt", "toninio19/keyface", "interpolation.pt",
+                                "KeyFace interpolation model"),
+    "interpolation_bad": WeightFile("checkpoints/interpolation_bad.pt", "toninio19/keyface", "interpolation_bad.pt",
+                                    "KeyFace weak interpolation model (autoguidance)"),
+    "wavlm": WeightFile("checkpoints/WavLM-Base+.pt", "toninio19/keyface", "WavLM-Base+.pt",
+                        "WavLM Base+ (keyframe audio features)"),
+    "beats": WeightFile("checkpoints/BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt", "toninio19/keyface",
+                        "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt", "BEATs (audio-event features, both models)"),
+    "wav2vec2": WeightFile("wav2vec2-base-960h", "facebook/wav2vec2-base-960h", "*",
+                           "wav2vec2 base 960h (interpolation audio features)"),
+    "vae": DUBBING_FILES["vae"],
+}
+
 
 class MissingWeightsError(FileNotFoundError):
     """Published weights are not where the pipeline looks for them."""
