@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${KEYSYNC_VENV:-.venv}
-APT_PACKAGES=(ffmpeg espeak-ng sox libsox-fmt-all)
+APT_PACKAGES=(ffmpeg espeak-ng sox libsox-fmt-all chromium chromium-driver)
 
 log() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
 
-# 1. System packages: media decoding/encoding (ffmpeg) and test media (espeak-ng, sox).
+# 1. System packages: media decoding/encoding (ffmpeg), test media (espeak-ng, sox) and the
+#    headless browser the web demo's test drives (chromium, chromium-driver).
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if [ "${#missing[@]}" -gt 0 ] && [ -z "${KEYSYNC_SKIP_APT:-}" ]; then
@@ -42,7 +43,7 @@ fi
 
 # 4. The package and its extras, under the tested constraints.
 log "keysync and dependencies"
-"${PIP[@]}" -c constraints.txt -e ".[hf,media,face,train,eval,test]"
+"${PIP[@]}" -c constraints.txt -e ".[hf,media,face,train,eval,test,web]"
 
 # 5. Face backends whose declared dependencies would pull CUDA torch or GUI opencv: installed
 #    without dependencies (the real ones come from the `face` extra above). SAM 2 is built
