@@ -54,3 +54,47 @@ def test_synth_command(tmp_path, capsys):
     assert "wrote 1 clips" in capsys.readouterr().out
     assert (tmp_path / "w" / "mouth" / "id000.npz").is_file()
     assert main(["synth", str(tmp_path / "x"), "--clips", "0"]) == 2
+
+
+def test_cropped_world_matches_the_dubbing_crops(tmp_path):
+    """--crop_size writes the face crops dubbing would take (same boxes), landmarks in crop pixels."""
+    from keysync.data.synthetic_world import crop_clip
+    from keysync.face.crop import plan_crops
+
+    rng = np.random.default_rng(4)
+    clip = make_clip(Identity.random(rng), speech(rng, 1.5, "en"), 128, seed=2)
+    frames, lms = crop_clip(clip, 64, crop_scale=1.6)
+    assert frames.shape == (38, 64, 64, 3) and lms.shape == (38, 68, 2)
+    plan = plan_crops(clip.landmarks, (128, 128), out_size=64, scale=1.6)
+    assert np.array_equal(frames, plan.crop(clip.frames))
+    assert 0 < lms.min() and lms.max() < 64
+    assert np.corrcoef(read_mouth_opening(frames, lms), clip.opening)[0, 1] > 0.9
+
+    videos = write_world(tmp_path, n_clips=1, seconds=1.0, size=128, seed=3, crop_size=48, crop_scale=1.6)
+    info = probe_video(videos[0])
+    assert (info.width, info.height) == (48, 48)
+    assert np.load(tmp_path / "landmarks_crop" / "id000.npy").max() < 48
+
+
+def test_world_scores():
+    from keysync.evaluation.world_metrics import correlation, mean_scores, world_scores
+
+    t = np.linspace(0, 6, 150)
+    drive = np.clip(np.sin(t), 0, None)  # silent (0) half the time
+    source = np.clip(np.cos(1.7 * t), 0, None)
+    perfect = world_scores(drive, drive, source)
+    assert perfect.sync == 1.0 and abs(perfect.leakage) < 0.5 and perfect.silence_closure == 1.0
+    copy = world_scores(source, drive, source, outside_pixels=3)
+    assert copy.leakage == 1.0 and copy.sync < 0.5 and copy.silence_closure < 0.8 and copy.outside_pixels == 3
+    static = world_scores(np.zeros(150), drive, source)
+    assert static.sync == 0.0 and static.silence_closure == 1.0 and static.jitter == 0.0
+    noisy = world_scores(drive + np.random.default_rng(0).normal(0, 0.05, 150), drive, source)
+    assert noisy.jitter > perfect.jitter
+    mean = mean_scores([perfect, copy])
+    assert mean.sync == (perfect.sync + copy.sync) / 2 and mean.outside_pixels == 3
+    try:
+        correlation(np.zeros(3), np.zeros(4))
+    except ValueError as err:
+        assert "lengths differ" in str(err)
+    else:
+        raise AssertionError("mismatched lengths must raise")

@@ -128,6 +128,11 @@ def test_export_weights_with_ema(tmp_path):
     assert set(plain) == set(ema) == set(engine.state_dict())
     assert plain["model.learned_mask"].eq(1).all() and ema["model.learned_mask"].eq(0).all()
     assert torch.equal(plain["model.diffusion_model.out.2.weight"], ema["model.diffusion_model.out.2.weight"])
+    small = read_state_dict(export_weights(tmp_path / "run.ckpt", tmp_path / "small.safetensors", use_ema=True,
+                                           dtype=torch.float16, exclude=("first_stage_model.",)))
+    assert set(small) == {k for k in engine.state_dict() if not k.startswith("first_stage_model.")}
+    assert all(v.dtype == torch.float16 for v in small.values() if v.is_floating_point())
+    assert torch.equal(small["model.diffusion_model.out.2.weight"], ema["model.diffusion_model.out.2.weight"].half())
 
 
 @pytest.mark.parametrize("script,lr,mode", [("train_keyframe.sh", 1e-5, "keyframe"),

@@ -298,16 +298,21 @@ _ENCODERS = {"hubert": HubertEncoder, "wav2vec2": Wav2Vec2Encoder, "wavlm": WavL
 
 
 def load_audio_encoder(kind: str, path, **kwargs) -> SpeechEncoder:
-    """``kind`` in {"hubert", "wav2vec2", "wavlm", "beats"}; ``path`` a local model
+    """``kind`` in {"hubert", "wav2vec2", "wavlm", "beats", "logmel"}; ``path`` a local model
     directory or file (WavLM also Microsoft's ``WavLM-Base+.pt``, BEATs its original
     ``{"cfg", "model"}`` checkpoint); ``kwargs`` go to ``from_path`` (``device``, ``dtype``,
-    ``config``) and the encoder (``mode``, ``chunk_size``, ...)."""
+    ``config``) and the encoder (``mode``, ``chunk_size``, ...). ``logmel`` needs no weights
+    (``path`` may be None)."""
     if kind == "beats":
         from .beats import BEATsEncoder
 
         return BEATsEncoder.from_path(path, **kwargs)
+    if kind == "logmel":
+        from .logmel import LogMelEncoder
+
+        return LogMelEncoder.from_path(path, **{k: v for k, v in kwargs.items() if k == "n_mels"})
     if kind not in _ENCODERS:
         raise ValueError(
-            f"unknown audio encoder {kind!r}; expected one of {sorted(_ENCODERS) + ['beats']}"
+            f"unknown audio encoder {kind!r}; expected one of {sorted(_ENCODERS) + ['beats', 'logmel']}"
         )
     return _ENCODERS[kind].from_path(path, **kwargs)

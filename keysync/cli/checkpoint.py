@@ -1,4 +1,5 @@
-"""``keysync checkpoint``: list the expected keys of a model, check whether a file fits."""
+"""``keysync checkpoint``: list the expected keys of a model, check whether a file fits, export
+training checkpoints as plain weights."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _model_args(inspect)
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     inspect.set_defaults(func=run_inspect)
+
+    export = actions.add_parser("export", help="training checkpoint → plain .safetensors weights (published keys)")
+    export.add_argument("checkpoint", help="Lightning .ckpt, DeepSpeed folder or weights file")
+    export.add_argument("output", help=".safetensors file to write")
+    export.add_argument("--ema", action="store_true", help="write the EMA weights")
+    export.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32",
+                        help="store floating-point weights in this type (loading casts back to the model's)")
+    export.add_argument("--exclude", action="append", default=[], metavar="PREFIX",
+                        help="drop keys starting with PREFIX (repeatable), e.g. first_stage_model.")
+    export.set_defaults(func=run_export)
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +75,17 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(report.summary())
         print(f"verdict: {'fits' if report.ok else 'does NOT fit'} the {args.model} model")
     return 0 if report.ok else 1
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from keysync.training.export import export_weights
+
+    dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    path = export_weights(args.checkpoint, args.output, use_ema=args.ema, dtype=dtype, exclude=tuple(args.exclude))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 def _numel(shape: list[int]) -> int:

@@ -57,6 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--keyframe_config", default="keysync_keyframe_inference")
     w.add_argument("--interpolation_config", default="keysync_interpolation_inference")
     w.add_argument("--landmarks", choices=("mediapipe", "fan"), default="mediapipe")
+    w.add_argument("--landmarks_file", type=Path, default=None,
+                   help="known landmarks of --video instead of detecting them: .npy (N, 68, 2) x, y pixels")
     w.add_argument("--fan_weights", type=Path)
     w.add_argument("--detector_weights", type=Path)
     g = p.add_argument_group("generation")
@@ -139,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     from keysync.pipelines.dubbing_models import load_dubbing_models
     from keysync.pipelines.two_stage import SamplingOptions
 
+    if args.landmarks_file is not None and args.video is None:
+        raise ValueError("--landmarks_file belongs to one video: use it with --video")
     jobs, folder = _jobs(args)
     if args.fix_occlusion and not args.position:
         raise ValueError("--fix_occlusion needs --position x,y on the occluding object")
@@ -164,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         compute_until=args.compute_until, reference_compat=args.reference_compat, seed=args.seed,
         resolution=args.resolution, feather=args.feather, crf=args.crf, progress=not quiet,
         occlusion_points=args.position if args.fix_occlusion else None, occlusion_frame=args.start_frame,
-        occlusion_masks=_load_masks(args.occlusion_masks),
+        occlusion_masks=_load_masks(args.occlusion_masks), landmarks=args.landmarks_file,
         autocast_dtype=DTYPES[args.dtype], sampling=SamplingOptions(decode_batch=args.decoding_t))
 
     def one(job):

@@ -7,10 +7,13 @@ import logging
 import sys
 
 from keysync.media.errors import MediaError
-from keysync.cli import checkpoint, download_weights, dub, evaluate, example, filelist, precompute, smoke, synth, train
+from keysync.cli import (animate, checkpoint, demo, download_weights, dub, evaluate, example, filelist, precompute,
+                         smoke, synth, train, train_vae)
 
 SUBCOMMANDS = {
+    "animate": animate,
     "checkpoint": checkpoint,
+    "demo": demo,
     "download-weights": download_weights,
     "dub": dub,
     "evaluate": evaluate,
@@ -20,6 +23,7 @@ SUBCOMMANDS = {
     "smoke": smoke,
     "synth": synth,
     "train": train,
+    "train-vae": train_vae,
 }
 
 

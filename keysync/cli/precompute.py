@@ -1,8 +1,10 @@
-"""``keysync precompute latents|audio|landmarks``: write the artefacts datasets and pipelines read.
+"""``keysync precompute latents|audio|landmarks|emotions``: write the artefacts datasets and pipelines read.
 
     keysync precompute latents   data/video_crop --vae pretrained_models/svd_vae
     keysync precompute audio     data/video_crop --model wavlm --weights pretrained_models/checkpoints/WavLM-Base+.pt
+    keysync precompute audio     data/video_crop --model beats     # KeyFace: also wavlm and wav2vec2
     keysync precompute landmarks data/video_crop --backend mediapipe
+    keysync precompute emotions  data/video_crop --detector mypackage.emotion:detector   # KeyFace
 
 INPUT is a folder, a glob or a ``.txt`` file list of videos under ``<root>/video_crop``;
 outputs go to the reference layout under ``--output-root`` (default: the same root).
@@ -24,6 +26,7 @@ DEFAULT_WEIGHTS = {
     "wav2vec2": "pretrained_models/wav2vec2-base-960h",
     "wavlm": "pretrained_models/checkpoints/WavLM-Base+.pt",
     "beats": "pretrained_models/checkpoints/BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt",
+    "logmel": None,  # no weights (keysync.audio.logmel)
 }
 
 
@@ -61,6 +64,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lmk.add_argument("--batch-size", type=int, default=16)
     lmk.add_argument("--smooth-sigma", type=float, default=1.0, help="temporal smoothing in frames (0 = off)")
 
+    emo = kinds.add_parser("emotions", help="per-frame valence/arousal/labels (emotions/<rel>.pt) from your detector")
+    common(emo)
+    emo.add_argument("--detector", required=True,
+                     help="package.module:name of a callable (frames, landmarks) -> {valence, arousal[, labels, "
+                          "scores]}, or of a factory returning one (see keysync.data.emotion_files)")
+    emo.add_argument("--batch-size", type=int, default=32)
+    emo.add_argument("--no-landmarks", action="store_true", help="do not pass the precomputed landmarks")
+
 
 def _job(args: argparse.Namespace, layout_in: ArtefactLayout):
     from keysync.data import precompute as pc
@@ -74,9 +85,13 @@ def _job(args: argparse.Namespace, layout_in: ArtefactLayout):
         from keysync.audio.encoders import load_audio_encoder
 
         weights = args.weights or DEFAULT_WEIGHTS[args.model]
-        if not Path(weights).exists():
+        if weights is not None and not Path(weights).exists():
             raise FileNotFoundError(f"{args.model} weights not found at {weights}; download them and pass --weights")
         return pc.audio_job(load_audio_encoder(args.model, weights, device=args.device), args.model, layout_in)
+    if args.kind == "emotions":
+        from keysync.data.emotion_files import emotions_job, load_detector
+
+        return emotions_job(load_detector(args.detector), args.batch_size, not args.no_landmarks, layout_in)
     from keysync.face.landmarks import create_backend
 
     return pc.landmarks_job(create_backend(args.backend), args.batch_size, args.smooth_sigma)

@@ -210,11 +210,24 @@ def speech(rng: np.random.Generator, seconds: float, voice: str | None = None) -
     return np.concatenate(parts)[:target].astype(np.float32)
 
 
+def crop_clip(clip: WorldClip, crop_size: int, crop_scale: float = 2.2) -> tuple[np.ndarray, np.ndarray]:
+    """The face crops the dubbing pipeline would take of ``clip`` (same boxes: landmarks →
+    :func:`keysync.face.crop.plan_crops`), ``(F, crop_size, crop_size, 3)``, and the landmarks in
+    crop pixels ``(F, 68, 2)``."""
+    from keysync.face.crop import plan_crops
+
+    size = clip.frames.shape[1:3]
+    plan = plan_crops(clip.landmarks, size, out_size=crop_size, scale=crop_scale)
+    return plan.crop(clip.frames), plan.to_crop(clip.landmarks).astype(np.float32)
+
+
 def write_world(root, n_clips: int = 8, seconds: float = 4.0, size: int = 128, seed: int = 0,
-                names: list[str] | None = None) -> list:
+                names: list[str] | None = None, crop_size: int | None = None, crop_scale: float = 2.2) -> list:
     """Write ``n_clips`` clips under ``root`` in the dataset layout: ``video_crop/<id>.mp4`` (with
     sound), ``audio/<id>.wav``, ``landmarks_crop/<id>.npy`` (F, 68, 2) and ``mouth/<id>.npz``
-    (opening, width). Clip ``i`` has its own identity and voice. Returns the video paths."""
+    (opening, width). Clip ``i`` has its own identity and voice. With ``crop_size``, the videos
+    are the ``crop_size``² face crops of :func:`crop_clip` (what dubbing feeds the models) and the
+    landmarks are in crop pixels. Returns the video paths."""
     from pathlib import Path
 
     from keysync.data.paths import ArtefactLayout
@@ -230,9 +243,34 @@ def write_world(root, n_clips: int = 8, seconds: float = 4.0, size: int = 128, s
         clip = make_clip(identity, speech(rng, seconds, VOICES[i % len(VOICES)]), size, seed=int(rng.integers(1 << 30)))
         for path in (layout.video(rel), layout.audio(rel), layout.landmarks(rel), layout.root / "mouth" / f"{name}.npz"):
             path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(layout.video(rel), clip.frames, fps=25, audio=clip.audio, crf=12)
+        frames, landmarks = crop_clip(clip, crop_size, crop_scale) if crop_size else (clip.frames, clip.landmarks)
+        write_video(layout.video(rel), frames, fps=25, audio=clip.audio, crf=12)
         write_audio(layout.audio(rel), clip.audio)
-        np.save(layout.landmarks(rel), clip.landmarks)
+        np.save(layout.landmarks(rel), landmarks)
         np.savez(layout.root / "mouth" / f"{name}.npz", opening=clip.opening, width=clip.width)
         videos.append(layout.video(rel))
     return videos
+
+
+def write_dubbing_example(folder, size: int = 192, seconds: float = 4.0, seed: int = 4242) -> dict:
+    """A held-out dubbing example in ``folder``: ``face.mp4`` (a new identity speaking its own
+    sentence, with sound), ``face_landmarks.npy`` (its exact landmarks, (F, 68, 2) pixels),
+    ``speech.wav`` (a different sentence in another voice, the audio to dub with) and
+    ``speech_mouth.npz`` (the opening / width that speech calls for). Returns the paths."""
+    from pathlib import Path
+
+    from keysync.media import write_audio, write_video
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    source = make_clip(Identity.random(rng), speech(rng, seconds, "en-us+m2"), size, seed=int(rng.integers(1 << 30)))
+    driving = speech(rng, seconds, "en+f4")
+    opening, width = mouth_parameters(driving)
+    paths = {"video": folder / "face.mp4", "landmarks": folder / "face_landmarks.npy",
+             "audio": folder / "speech.wav", "mouth": folder / "speech_mouth.npz"}
+    write_video(paths["video"], source.frames, fps=25, audio=source.audio, crf=14)
+    np.save(paths["landmarks"], source.landmarks)
+    write_audio(paths["audio"], driving)
+    np.savez(paths["mouth"], opening=opening, width=width, source_opening=source.opening)
+    return paths

@@ -179,7 +179,8 @@ def extract_landmarks(frames: Union[np.ndarray, Iterable[np.ndarray]], backend: 
 
 
 def create_backend(name: str = "mediapipe", **kwargs) -> LandmarkBackend:
-    """Backend by name: ``"mediapipe"`` (offline, default) or ``"fan"`` (local weight files)."""
+    """Backend by name: ``"mediapipe"`` (offline, default), ``"fan"`` (local weight files) or
+    ``"file"`` (known landmarks: ``points=`` an (N, 68, 2) array or ``.npy`` path)."""
     if name == "mediapipe":
         from .backend_mediapipe import MediaPipeBackend
 
@@ -188,7 +189,11 @@ def create_backend(name: str = "mediapipe", **kwargs) -> LandmarkBackend:
         from .backend_fan import FANBackend
 
         return FANBackend(**kwargs)
-    raise ValueError(f"unknown landmark backend {name!r}; expected 'mediapipe' or 'fan'")
+    if name == "file":
+        from .backend_file import KnownLandmarks
+
+        return KnownLandmarks(**kwargs)
+    raise ValueError(f"unknown landmark backend {name!r}; expected 'mediapipe', 'fan' or 'file'")
 
 
 def landmarks_for_frames(track: LandmarkTrack, indices: Sequence[int]) -> np.ndarray:

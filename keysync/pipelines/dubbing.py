@@ -40,7 +40,9 @@ class DubbingOptions:
     """Options of one job. ``compute_until``: seconds of audio to dub (None / "end": all);
     ``occlusion_points``: (x, y) source pixels on an occluding object in frame
     ``occlusion_frame`` (needs ``models.occluder``); or ``occlusion_masks``: uint8 (N, H, W) or
-    (H, W) masks of the source frames (1 = occluder) from any segmentation the user has."""
+    (H, W) masks of the source frames (1 = occluder) from any segmentation the user has;
+    ``landmarks``: known (N, 68, 2) source-pixel landmarks (array or ``.npy`` path) used instead
+    of detecting them."""
 
     compute_until: float | str | None = 45
     reference_compat: bool = False
@@ -54,9 +56,11 @@ class DubbingOptions:
     occlusion_points: list[tuple[float, float]] | None = None
     occlusion_frame: int = 0
     occlusion_masks: np.ndarray | None = None
+    landmarks: np.ndarray | str | Path | None = None
     autocast_dtype: torch.dtype | None = None
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     encode_batch: int = 10
+    encode_mode: str = "sample"  # VAE posterior "sample" (reference) or "mode" (what the demo model saw)
     crf: int = 18
     progress: bool = True
 
@@ -162,6 +166,14 @@ def _features(models: DubbingModels, audio: np.ndarray, n: int):
     return key.float(), interp.float()
 
 
+def _landmark_backend(models: DubbingModels, opts: DubbingOptions):
+    if opts.landmarks is None:
+        return models.landmarks
+    from keysync.face.backend_file import KnownLandmarks
+
+    return KnownLandmarks(opts.landmarks)
+
+
 def dub(models: DubbingModels, video: str | Path, audio: str | Path, output: str | Path,
         options: DubbingOptions | None = None, on_frame=None) -> DubResult:
     """Dub ``video`` with ``audio`` into ``output`` (mp4, written atomically).
@@ -177,6 +189,9 @@ def dub(models: DubbingModels, video: str | Path, audio: str | Path, output: str
     with timer("audio"):
         samples = _audio(audio, opts.compute_until if not opts.reference_compat else None)
     if opts.reference_compat:
+        if opts.landmarks is not None:
+            raise ValueError("known landmarks (source pixels) cannot be used with reference_compat, which "
+                             "detects landmarks on the squashed frames")
         return _dub_reference(models, video, samples, output, opts, timer, gen, info, on_frame)
 
     n_model = timeline.model_frames_for_audio(len(samples))
@@ -184,8 +199,9 @@ def dub(models: DubbingModels, video: str | Path, audio: str | Path, output: str
         key_audio, interp_audio = _features(models, samples, n_model)
     with timer("occlusion"):
         occluder = _occluder_masks(models, video, opts)
-    clip = prepare_full(video, n_model, models.landmarks, models.vae, opts.resolution, opts.mask_kind,
-                        occluder, gen, opts.encode_batch, opts.max_gap, opts.crop_scale, opts.progress, timer=timer)
+    clip = prepare_full(video, n_model, _landmark_backend(models, opts), models.vae, opts.resolution, opts.mask_kind,
+                        occluder, gen, opts.encode_batch, opts.max_gap, opts.crop_scale, opts.progress,
+                        encode_mode=opts.encode_mode, timer=timer)
     streams = ConditioningStreams(clip.latents, clip.masks, key_audio, interp_audio, clip.latents[0])
     plan = plan_keysync(n_model, mode="full")
     sampling = _sampling(opts)

@@ -28,8 +28,10 @@ CACHE_CLEANUP = (3600, 24 * 3600)
 CSS = "#dub_report, #animate_report {font-size: 0.9em}"
 
 
-def _dub_examples() -> list[list[str]]:
-    video, audio = EXAMPLES_DIR / "face.mp4", EXAMPLES_DIR / "speech.wav"
+def _dub_examples(runtime: DemoRuntime) -> list[list[str]]:
+    """The bundled example: a synthetic face for the demo model (it knows only those), else a real one."""
+    folder = EXAMPLES_DIR / "world" if runtime.dubbing.kind == "demo" else EXAMPLES_DIR
+    video, audio = folder / "face.mp4", folder / "speech.wav"
     return [[str(video), str(audio)]] if video.is_file() and audio.is_file() else []
 
 
@@ -61,7 +63,7 @@ def build_app(runtime: DemoRuntime):
         gr.Markdown(runtime.summary_markdown(), elem_id="model_info")
         with gr.Tabs():
             with gr.Tab("Dub", id="dub"):
-                build_dub_tab(runtime, _dub_examples())
+                build_dub_tab(runtime, _dub_examples(runtime))
             with gr.Tab("Animate", id="animate"):
                 build_animate_tab(runtime, _animate_examples(runtime))
     demo.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)

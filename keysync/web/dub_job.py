@@ -144,6 +144,10 @@ def run_dub(runtime, video: str | Path, audio: str | Path, settings: DubSettings
     options = replace(base, seed=int(settings.seed), reference_compat=compat,
                       compute_until=REFERENCE_COMPUTE_UNTIL if compat else None, occlusion_points=points,
                       occlusion_frame=int(settings.occlusion_frame), progress=True)
+    if runtime.dubbing.kind == "demo" and size is None and not compat:
+        from keysync.pipelines.demo_model import known_example_landmarks
+
+        options = replace(options, landmarks=known_example_landmarks(video))  # the bundled synthetic face
     output = output_path(runtime.config.output_dir, "dub", video)
     source = Path(video)
     if size is not None:

@@ -1,0 +1,1 @@
+"""Files shipped with keysync (the demo model)."""
