@@ -83,9 +83,13 @@ def test_world_scores():
     drive = np.clip(np.sin(t), 0, None)  # silent (0) half the time
     source = np.clip(np.cos(1.7 * t), 0, None)
     perfect = world_scores(drive, drive, source)
-    assert perfect.sync == 1.0 and abs(perfect.leakage) < 0.5 and perfect.silence_closure == 1.0
+    assert perfect.sync == 1.0 and perfect.leakage == 0.0 and perfect.silence_closure == 1.0
+    assert perfect.source_correlation == correlation(drive, source) != 0  # unrelated, yet correlated
     copy = world_scores(source, drive, source, outside_pixels=3)
-    assert copy.leakage == 1.0 and copy.sync < 0.5 and copy.silence_closure < 0.8 and copy.outside_pixels == 3
+    assert abs(copy.leakage - 1.0) < 1e-9 and copy.sync < 0.5 and copy.silence_closure < 0.8
+    assert copy.outside_pixels == 3 and abs(copy.source_correlation - 1.0) < 1e-9
+    mixed = world_scores(0.7 * drive + 0.3 * source, drive, source)  # some of the source's mouth left
+    assert 0.2 < mixed.leakage < 1.0 and mixed.sync > 0.8
     static = world_scores(np.zeros(150), drive, source)
     assert static.sync == 0.0 and static.silence_closure == 1.0 and static.jitter == 0.0
     noisy = world_scores(drive + np.random.default_rng(0).normal(0, 0.05, 150), drive, source)

@@ -1,10 +1,12 @@
 """The web demo (``keysync demo``) end to end: a real server, a real headless browser, real models.
 
-The server runs in a subprocess with the default models of an empty weights root (tiny
-random-weight models, written there on start-up) and a guard that refuses and reports every
-connection to anything but this machine. Chromium (Debian's ``chromium`` + ``chromium-driver``)
-drives the page through selenium: the bundled example is dubbed and the result downloaded from the
-URL the page plays it from; a text file uploaded as the video gives a message in the page.
+The server runs in a subprocess with the default models of an empty weights root (the bundled demo
+model for dubbing, tiny random-weight KeyFace models for animation) and a guard that refuses and
+reports every connection to anything but this machine. Chromium (Debian's ``chromium`` +
+``chromium-driver``) drives the page through selenium: the bundled demo example
+(``examples/world``, a held-out synthetic face) is dubbed and the result downloaded from the URL
+the page plays it from, and its mouth is checked to follow the new speech; a text file uploaded
+as the video gives a message in the page.
 Screenshots are left in pytest's tmp folder (and ``docs/web_demo.png`` is written when missing or
 when ``KEYSYNC_UPDATE_SCREENSHOT=1``).
 """
@@ -21,9 +23,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from keysync.media import probe_audio, probe_video
+from keysync.data.synthetic_world import read_mouth_opening
+from keysync.media import probe_audio, probe_video, read_video
 from keysync.web.dub_job import check_length
 from keysync.web.errors import DemoInputError, error_markdown, friendly_paths
 from keysync.web.media_prep import scaled_size
@@ -204,9 +208,9 @@ def test_dub_the_bundled_example_in_the_browser(server, browser):
     url, tmp = server["url"], server["tmp"]
     browser.open(url)
     info = browser.text("model_info")
-    assert "tiny-random" in info and str(server["outputs"]) in info, info
-    browser.upload("dub_video", EXAMPLES / "face.mp4")
-    browser.upload("dub_audio", EXAMPLES / "speech.wav")
+    assert "Dubbing model (demo)" in info and str(server["outputs"]) in info, info
+    browser.upload("dub_video", EXAMPLES / "world" / "face.mp4")
+    browser.upload("dub_audio", EXAMPLES / "world" / "speech.wav")
     browser.wait(lambda: browser.driver.find_elements(By.CSS_SELECTOR, "#dub_video video")
                  and browser.driver.find_elements(By.CSS_SELECTOR, "#dub_audio audio, #dub_audio .waveform-container"),
                  60, "the uploads")
@@ -235,10 +239,15 @@ def test_dub_the_bundled_example_in_the_browser(server, browser):
     with urllib.request.urlopen(src, timeout=60) as r:
         download.write_bytes(r.read())
     video, audio = probe_video(download), probe_audio(download)
-    assert (video.num_frames, video.fps, video.width, video.height) == (88, 25.0, 360, 270), video
-    assert abs(video.duration - 3.52) < 0.05 and abs(audio.duration - 3.5) < 0.05, (video.duration, audio.duration)
+    assert (video.num_frames, video.fps, video.width, video.height) == (100, 25.0, 192, 192), video
+    assert abs(video.duration - 4.0) < 0.05 and abs(audio.duration - 4.0) < 0.05, (video.duration, audio.duration)
     written = list(server["outputs"].glob("dub_*_face*.mp4"))
-    assert len(written) == 1 and probe_video(written[0]).num_frames == 88, written
+    assert len(written) == 1 and probe_video(written[0]).num_frames == 100, written
+    # the demo model on its example: the mouth read from the downloaded video follows the new speech
+    frames, _ = read_video(download)
+    truth = np.load(EXAMPLES / "world" / "speech_mouth.npz")
+    read = read_mouth_opening(frames, np.load(EXAMPLES / "world" / "face_landmarks.npy"))
+    assert np.corrcoef(read, truth["opening"])[0, 1] > 0.5 > np.corrcoef(read, truth["source_opening"])[0, 1]
     _assert_local(browser, url)
     print(f"dub job in the browser: {job_seconds:.1f} s")
 

@@ -5,7 +5,11 @@ For a dubbed clip (source video of identity A, driving audio B) with mouth openi
 its pixels (:func:`~keysync.data.synthetic_world.read_mouth_opening`):
 
 * **sync**: Pearson correlation of the read opening with B's ground-truth opening (1 = perfect);
-* **leakage**: correlation with the source video's own opening (0 = none of A's mouth left);
+* **leakage**: partial correlation of the read opening with the source video's own opening,
+  given B's (0 = none of A's mouth left). Two unrelated sentences are themselves correlated
+  (both start silent, pauses fall where they fall), so a perfect dub has a plain correlation
+  with A's mouth of corr(A, B), not 0; the partial correlation removes what B explains. The plain
+  one is kept as ``source_correlation``;
 * **silence closure**: fraction of B's silent frames (opening 0) whose read opening < 0.1;
 * **jitter**: mean |second difference| of the read opening (temporal noise; 0 = smooth);
 * **outside**: pixels changed outside the lower-face region allowed to change.
@@ -31,6 +35,14 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def partial_correlation(a: np.ndarray, b: np.ndarray, given: np.ndarray) -> float:
+    """Correlation of ``a`` and ``b`` with ``given`` (linearly) removed from both; 0 when either
+    is fully explained by ``given``."""
+    r_ab, r_ag, r_bg = correlation(a, b), correlation(a, given), correlation(b, given)
+    denom = (1 - r_ag**2) * (1 - r_bg**2)
+    return 0.0 if denom < 1e-10 else float((r_ab - r_ag * r_bg) / np.sqrt(denom))
+
+
 @dataclass
 class WorldScores:
     sync: float
@@ -38,6 +50,7 @@ class WorldScores:
     silence_closure: float
     jitter: float
     outside_pixels: int
+    source_correlation: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -51,7 +64,8 @@ def world_scores(read_opening: np.ndarray, driving_opening: np.ndarray, source_o
     silent = d == 0
     closure = float((r[silent] < closed_below).mean()) if silent.any() else float("nan")
     jitter = float(np.abs(np.diff(r, 2)).mean()) if n > 2 else 0.0
-    return WorldScores(correlation(r, d), correlation(r, s), closure, jitter, int(outside_pixels))
+    return WorldScores(correlation(r, d), partial_correlation(r, s, d), closure, jitter, int(outside_pixels),
+                       correlation(r, s))
 
 
 def mean_scores(scores: list[WorldScores]) -> WorldScores:
@@ -59,7 +73,8 @@ def mean_scores(scores: list[WorldScores]) -> WorldScores:
     closure = [s.silence_closure for s in scores if not np.isnan(s.silence_closure)]
     return WorldScores(float(np.mean([s.sync for s in scores])), float(np.mean([s.leakage for s in scores])),
                        float(np.mean(closure)) if closure else float("nan"),
-                       float(np.mean([s.jitter for s in scores])), int(sum(s.outside_pixels for s in scores)))
+                       float(np.mean([s.jitter for s in scores])), int(sum(s.outside_pixels for s in scores)),
+                       float(np.mean([s.source_correlation for s in scores])))
 
 
 def allowed_region(landmarks: np.ndarray, shape: tuple[int, int], margin: float) -> np.ndarray:
