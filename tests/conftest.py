@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,25 @@ def max_abs_err(a: torch.Tensor, b: torch.Tensor) -> float:
 def _deterministic_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("single_thread")``):
+    small models gain little from two, and on a busy 2-core machine OpenMP's spinning workers can
+    make two threads many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def speech(path: Path, text: str, seconds: float) -> Path:
+    """espeak-ng speech of ``text`` padded/cut to exactly ``seconds``, encoded by ffmpeg from the
+    extension of ``path``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "espeak.wav"
+        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
+        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(wav), "-af", f"apad=whole_dur={seconds}",
+                        "-t", str(seconds), str(path)], check=True)
+    return path

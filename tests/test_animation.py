@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -12,6 +11,7 @@ import pytest
 import torch
 from skimage.data import astronaut
 
+from conftest import speech
 from keysync.cli.main import main as cli_main
 from keysync.media import probe_audio, probe_video, read_video
 from keysync.models.conditioning import ConcatTimestepEmbedderND
@@ -27,24 +27,9 @@ from keysync.pipelines.two_stage import ConditioningStreams
 REPO = Path(__file__).resolve().parents[1]
 
 
-def speech(path: Path, text: str, seconds: float) -> Path:
-    """espeak-ng speech padded/cut to exactly ``seconds`` (as tests/test_dubbing.py makes it)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "espeak.wav"
-        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
-        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(wav), "-af", f"apad=whole_dur={seconds}",
-                        "-t", str(seconds), str(path)], check=True)
-    return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: the tiny models gain little from two, and on a busy 2-core machine
-    two threads per process cost many times more CPU (spinning workers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.single_thread
 
 
 @pytest.fixture(scope="module")

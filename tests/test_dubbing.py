@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -12,6 +10,7 @@ import pytest
 import torch
 from skimage.data import astronaut
 
+from conftest import speech
 from keysync.face.synthetic import jitter_clip
 from keysync.media import probe_audio, probe_video, read_video, write_video
 from keysync.pipelines.dubbing import DubbingOptions, dub
@@ -21,14 +20,6 @@ from keysync.pipelines.tiny import TINY_RESOLUTION, write_tiny_dubbing_weights
 from keysync.pipelines.two_stage import decode_frames
 
 
-def speech(path: Path, text: str, seconds: float) -> Path:
-    """espeak-ng speech padded/cut to exactly ``seconds``, encoded by ffmpeg from the extension."""
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "espeak.wav"
-        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
-        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(wav), "-af", f"apad=whole_dur={seconds}",
-                        "-t", str(seconds), str(path)], check=True)
-    return path
 
 
 def face_clip(path: Path, frames: int, fps: float, size: tuple[int, int], face: int, seed: int = 0) -> Path:

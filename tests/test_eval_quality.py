@@ -16,13 +16,7 @@ from keysync.evaluation.lpips import LPIPS, load_lpips
 from keysync.evaluation.synthetic import render_face_clip, syllable_signal
 from keysync.models.checkpoints import CheckpointError
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a loaded 2-core machine, OpenMP with 2 threads can run 20x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.single_thread
 
 
 @pytest.fixture(scope="module")

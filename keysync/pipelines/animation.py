@@ -18,9 +18,6 @@ flip); where the original engine fails on a keyframe-pair/audio mismatch it rais
 from __future__ import annotations
 
 import logging
-import time
-from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from keysync.pipelines.emotion import emotion_streams
 from keysync.pipelines.planning_keyface import plan_keyface, plan_keyface_from_lengths
 from keysync.pipelines.timeline import MODEL_FPS, SAMPLES_PER_FRAME, model_frames_for_audio
 from keysync.pipelines.two_stage import ConditioningStreams, SamplingOptions, generate_frames
+from keysync.utils.timing import StageTimer
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
@@ -78,19 +76,6 @@ class AnimationResult:
 
     def seconds_per_frame(self) -> dict[str, float]:
         return {k: v / max(self.frames, 1) for k, v in self.timings.items()}
-
-
-class _Timer:
-    def __init__(self):
-        self.totals: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def __call__(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.totals[stage] += time.perf_counter() - start
 
 
 def read_identity(path: str | Path) -> np.ndarray:
@@ -156,7 +141,7 @@ def animate(models, image: str | Path, audio: str | Path, output: str | Path,
     """
     opts = options or AnimationOptions()
     image, audio, output = Path(image), Path(audio), Path(output)
-    timer = _Timer()
+    timer = StageTimer()
     gen = torch.Generator().manual_seed(int(opts.seed))
     picture = read_identity(image)  # fails early on a missing / corrupt image
     with timer("audio"):
@@ -196,7 +181,6 @@ def animate(models, image: str | Path, audio: str | Path, output: str | Path,
     with timer("mux"):
         write_video(output, frames(), fps=MODEL_FPS, audio=audio_out, sample_rate=SAMPLE_RATE, crf=opts.crf)
     t = dict(timer.totals)
-    t["mux"] = t.get("mux", 0.0) - sum(t.get(k, 0.0) for k in ("keyframes", "interpolation", "decode"))
     log.info("%s: %d frames, %.2f s of audio", output, plan.n_out, len(audio_out) / SAMPLE_RATE)
     return AnimationResult(output, plan.n_out, float(MODEL_FPS), size[0] if size else (0, 0),
                            len(audio_out) / SAMPLE_RATE, t, valence[:plan.n_out], arousal[:plan.n_out])

@@ -14,9 +14,6 @@ no face nearby are left unchanged. ``reference_compat=True`` reproduces the orig
 from __future__ import annotations
 
 import logging
-import time
-from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from keysync.pipelines.dubbing_inputs import PreparedClip, prepare_full, prepare
 from keysync.pipelines.dubbing_models import DubbingModels
 from keysync.pipelines.planning import keysync_max_frames, plan_keysync, plan_keysync_from_lengths
 from keysync.pipelines.two_stage import ConditioningStreams, SamplingOptions, generate_frames
+from keysync.utils.timing import StageTimer
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
@@ -78,26 +76,6 @@ class DubResult:
 
     def seconds_per_frame(self) -> dict[str, float]:
         return {k: v / max(self.frames, 1) for k, v in self.timings.items()}
-
-
-class _Timer:
-    def __init__(self):
-        self.totals: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def __call__(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.totals[stage] += time.perf_counter() - start
-
-
-def _exclusive(totals: dict[str, float]) -> dict[str, float]:
-    """Stage seconds with the stages run inside the writer's frame loop taken out of "mux"."""
-    t = dict(totals)
-    t["mux"] = t.get("mux", 0.0) - sum(t.get(k, 0.0) for k in ("keyframes", "interpolation", "decode", "paste"))
-    return t
 
 
 class SourceFrames:
@@ -183,7 +161,7 @@ def dub(models: DubbingModels, video: str | Path, audio: str | Path, output: str
     """
     opts = options or DubbingOptions()
     video, audio, output = Path(video), Path(audio), Path(output)
-    timer = _Timer()
+    timer = StageTimer()
     gen = torch.Generator().manual_seed(int(opts.seed))
     info = probe_video(video)
     with timer("audio"):
@@ -231,7 +209,7 @@ def dub(models: DubbingModels, video: str | Path, audio: str | Path, output: str
 
     with timer("mux"):
         write_video(output, frames(), fps=info.fps_fraction, audio=samples, sample_rate=SAMPLE_RATE, crf=opts.crf)
-    t = _exclusive(timer.totals)
+    t = dict(timer.totals)
     return DubResult(output, n_out, info.fps, (info.height, info.width), len(samples) / SAMPLE_RATE, n_model, t,
                      faceless_frames=int((~clip.track.usable).sum()))
 
@@ -287,6 +265,6 @@ def _dub_reference(models, video, samples, output, opts, timer, gen, info, on_fr
     audio_out = samples[: plan.n_out * timeline.SAMPLES_PER_FRAME]
     with timer("mux"):
         write_video(output, frames(), fps=25, audio=audio_out, sample_rate=SAMPLE_RATE, crf=opts.crf)
-    t = _exclusive(timer.totals)
+    t = dict(timer.totals)
     return DubResult(output, plan.n_out, 25.0, (opts.resolution, opts.resolution), len(audio_out) / SAMPLE_RATE,
                      n, t)

@@ -20,7 +20,8 @@ from keysync.data.paths import ArtefactLayout
 from keysync.face.masks import build_masks, downsample_masks, scale_landmarks
 from keysync.media import probe_video, read_audio, write_video
 from keysync.pipelines import timeline
-from keysync.pipelines.dubbing import DubbingOptions, DubResult, _sampling, _Timer, _exclusive
+from keysync.pipelines.dubbing import DubbingOptions, DubResult, _sampling
+from keysync.utils.timing import StageTimer
 from keysync.pipelines.planning import keysync_max_frames, plan_keysync, plan_keysync_from_lengths
 from keysync.pipelines.two_stage import ConditioningStreams, generate_frames
 
@@ -54,7 +55,7 @@ def dub_precomputed(models, video: str | Path, audio: str | Path, output: str | 
     ``models`` needs only ``keyframe`` and ``interpolation`` engines (no encoders are run).
     """
     opts = options or DubbingOptions()
-    timer = _Timer()
+    timer = StageTimer()
     rel_v, rel_a = layout.relative(video), audio_relative(layout, Path(audio))
     latents = _load(layout.latents(rel_v, opts.resolution), "latents", "video latents")
     hubert = _load(layout.audio_features(rel_a, "hubert"), "audio", "HuBERT features")
@@ -89,4 +90,4 @@ def dub_precomputed(models, video: str | Path, audio: str | Path, output: str | 
     audio_out = raw[: plan.n_out * timeline.SAMPLES_PER_FRAME]
     with timer("mux"):
         write_video(output, (face.numpy() for _, face in faces), fps=25, audio=audio_out, crf=opts.crf)
-    return DubResult(Path(output), plan.n_out, 25.0, (r, r), len(audio_out) / 16000, n, _exclusive(timer.totals))
+    return DubResult(Path(output), plan.n_out, 25.0, (r, r), len(audio_out) / 16000, n, dict(timer.totals))
