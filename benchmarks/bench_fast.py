@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from work_counter import WorkCounter
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 STAGES = ("landmarks", "audio", "encode", "keyframes", "interpolation", "decode", "paste", "mux")
 
@@ -47,11 +49,16 @@ def main() -> None:
 
     chosen = load_default_dubbing_models(args.weights_root, args.device)
     models, base = chosen.models, chosen.options
+    work = WorkCounter({"keyframes": models.keyframe.model, "interpolation": models.interpolation.model,
+                        "encode": models.vae.encoder, "decode": models.interpolation.first_stage_model.decoder})
+    with tempfile.TemporaryDirectory() as tmp:  # warm-up (and FLOPs per frame of every network), not timed
+        warm = type(base)(**{**base.__dict__, "compute_until": 0.6, "progress": False})
+        dub(models, args.video, args.audio, Path(tmp) / "warm.mp4", warm)
     print(f"model: {chosen.kind}; device {args.device}; {args.threads} threads; {args.video.name} + {args.audio.name}")
     samplers = {"keyframe": models.keyframe.sampler, "interpolation": models.interpolation.sampler}
     modes = {"reference": dict(dtype=None, fast=False), "bf16": dict(dtype=torch.bfloat16, fast=False),
              "fast": dict(dtype=None, fast=True)}
-    results, frames, regions = {}, {}, {}
+    results, frames, regions, flops = {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, mode in modes.items():
             models.keyframe.sampler, models.interpolation.sampler = samplers["keyframe"], samplers["interpolation"]
@@ -61,6 +68,7 @@ def main() -> None:
             out_frames, out_regions = [], []
             if args.device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
+            work.reset()
             start = time.perf_counter()
             r = dub(models, args.video, args.audio, Path(tmp) / f"{name}.mp4", opts,
                     on_frame=lambda i, out, src, region: (out_frames.append(out), out_regions.append(region)))
@@ -68,6 +76,7 @@ def main() -> None:
             peak = (torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda")
                     else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
             results[name], frames[name], regions[name] = (r, wall, peak), np.stack(out_frames), np.stack(out_regions)
+            flops[name] = dict(work.flops)
     models.close()
     ref_r, ref_wall, _ = results["reference"]
     print(f"\n{'stage (s/frame)':<16}" + "".join(f"{n:>12}" for n in modes) + f"{'fast/ref':>10}{'bf16/ref':>10}")
@@ -79,6 +88,10 @@ def main() -> None:
     print(f"{'total (wall)':<16}" + "".join(f"{v:>12.4f}" for v in walls) + f"{walls[2] / walls[0]:>10.2f}"
           f"{walls[1] / walls[0]:>10.2f}")
     print(f"{'output fps':<16}" + "".join(f"{1 / v:>12.2f}" for v in walls))
+    per_frame = [sum(flops[n].values()) / results[n][0].frames for n in modes]
+    print(f"{'TFLOP/frame':<16}" + "".join(f"{v / 1e12:>12.4g}" for v in per_frame)
+          + "   (counted: UNets + VAE; 512² default schedule ≈ 55)")
+    print(f"{'TFLOP/s':<16}" + "".join(f"{v / w / 1e12:>12.4g}" for v, w in zip(per_frame, walls)))
     unit = "GiB alloc" if args.device.startswith("cuda") else "GiB RSS*"
     print(f"{'peak ' + unit:<16}" + "".join(f"{results[n][2]:>12.2f}" for n in modes))
     region = np.logical_or.reduce([regions[n] for n in modes])

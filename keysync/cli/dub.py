@@ -75,7 +75,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "against reference mode (tests/test_fast_path.py)")
     g.add_argument("--fast_steps", type=int, default=5, help="fast-mode steps (8: sync 0.928, 42.0 dB)")
     g.add_argument("--resolution", type=int, default=512, help="face crop size fed to the models")
-    g.add_argument("--decoding_t", type=int, default=8, help="frames per VAE decode call (each decoded alone)")
     g.add_argument("--feather", type=float, default=0.04, help="mask feather, fraction of the face box")
     g.add_argument("--crf", type=int, default=18)
     o = p.add_argument_group("occlusion (SAM 2)")
@@ -92,6 +91,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="autocast dtype of the diffusion models (bf16/fp16: faster on GPUs; on the demo model "
                         "bf16 output is within 2 grey levels of fp32 (mean 0.04), same sync; see "
                         "benchmarks/bench_fast.py)")
+    m = p.add_argument_group("memory (no effect on the output: memory is bounded whatever the clip's length; these "
+                             "set the per-call batch sizes, so the peak)")
+    m.add_argument("--decoding_t", type=int, default=8,
+                   help="frames per VAE decode call (each decoded alone); the decode's activations scale with it")
+    m.add_argument("--encode_batch", type=int, default=10, help="face crops per VAE encode call")
+    m.add_argument("--interpolation_chunk", type=int, default=28,
+                   help="frames per interpolation network call (a multiple of 14; 14 halves the interpolation "
+                        "stage's activation memory; same frames up to float rounding; 28 is the reference)")
+    m.add_argument("--segments_per_call", type=int, default=None,
+                   help="interpolation segments (14 frames) sampled together (default: interpolation_chunk / 14); "
+                        "the sampler state held at once scales with it, the frames do not change")
     p.set_defaults(func=run)
 
 
@@ -172,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
         resolution=args.resolution, feather=args.feather, crf=args.crf, progress=not quiet,
         occlusion_points=args.position if args.fix_occlusion else None, occlusion_frame=args.start_frame,
         occlusion_masks=_load_masks(args.occlusion_masks), landmarks=args.landmarks_file,
-        autocast_dtype=DTYPES[args.dtype], sampling=SamplingOptions(decode_batch=args.decoding_t))
+        autocast_dtype=DTYPES[args.dtype], encode_batch=args.encode_batch,
+        sampling=SamplingOptions(decode_batch=args.decoding_t, interpolation_chunk=args.interpolation_chunk,
+                                 segments_per_call=args.segments_per_call))
 
     def one(job):
         if args.precomputed_root is not None:

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
@@ -198,6 +199,26 @@ def read_video(path: PathLike, start: int = 0, num_frames: Optional[int] = None,
 
 
 # ----------------------------------------------------------------------------- encoding
+class VideoFrames:
+    """Random access to a video's uint8 frames (H, W, 3): ``chunk``-frame blocks are decoded
+    (seeking) and the last two kept, so forward and backward (ping-pong) reads both stay cheap
+    and memory stays at two blocks whatever the video's length."""
+
+    def __init__(self, path: PathLike, chunk: int = 64):
+        self.path, self.chunk, self.cache = Path(path), chunk, {}
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        block = int(i) // self.chunk
+        if block not in self.cache:
+            frames, _ = read_video(self.path, start=block * self.chunk, num_frames=self.chunk)
+            if len(frames) <= int(i) - block * self.chunk:
+                raise IndexError(f"{self.path}: frame {i} is past the end ({block * self.chunk + len(frames)} frames)")
+            if len(self.cache) >= 2:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[block] = frames
+        return self.cache[block][int(i) - block * self.chunk]
+
+
 def _iter_frame_chunks(frames) -> Iterator[np.ndarray]:
     if isinstance(frames, np.ndarray) or (hasattr(frames, "__array__") and hasattr(frames, "ndim")):
         a = np.asarray(frames)

@@ -164,7 +164,7 @@ def animate(models, image: str | Path, audio: str | Path, output: str | Path,
     sampling = SamplingOptions(decode_batch=opts.sampling.decode_batch,
                                interpolation_chunk=opts.sampling.interpolation_chunk, paste_keyframes=False,
                                reference_uint8=opts.reference_compat, autocast_dtype=opts.autocast_dtype,
-                               progress=opts.progress)
+                               progress=opts.progress, segments_per_call=opts.sampling.segments_per_call)
     faces = generate_frames(plan, streams, models.keyframe, models.interpolation, gen, sampling, timer)
     size: list[tuple[int, int]] = []
 

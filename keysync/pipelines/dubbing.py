@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from keysync.face.paste import paste_back
-from keysync.media import probe_video, read_audio, read_video, write_video
+from keysync.media import VideoFrames, probe_video, read_audio, read_video, write_video
 from keysync.pipelines import timeline
 from keysync.pipelines.dubbing_inputs import PreparedClip, prepare_full, prepare_reference
 from keysync.pipelines.dubbing_models import DubbingModels
@@ -76,23 +76,6 @@ class DubResult:
 
     def seconds_per_frame(self) -> dict[str, float]:
         return {k: v / max(self.frames, 1) for k, v in self.timings.items()}
-
-
-class SourceFrames:
-    """Random access to a video's frames by decoding ``chunk``-frame blocks (two kept), so
-    forward and ping-pong (backward) reads both stay cheap and memory stays bounded."""
-
-    def __init__(self, path: Path, chunk: int = 64):
-        self.path, self.chunk, self.cache = path, chunk, {}
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        block = i // self.chunk
-        if block not in self.cache:
-            frames, _ = read_video(self.path, start=block * self.chunk, num_frames=self.chunk)
-            if len(self.cache) >= 2:
-                self.cache.pop(next(iter(self.cache)))
-            self.cache[block] = frames
-        return self.cache[block][i - block * self.chunk]
 
 
 def _audio(path: Path, compute_until) -> np.ndarray:
@@ -188,7 +171,7 @@ def dub(models: DubbingModels, video: str | Path, audio: str | Path, output: str
     n_out = timeline.output_frames_for_audio(len(samples), info.fps)
     out_model = timeline.output_to_model(n_out, info.fps, n_model)
     out_source = timeline.output_to_source(n_out, info.num_frames)
-    source = SourceFrames(video)
+    source = VideoFrames(video)
 
     def frames():
         pending: dict[int, np.ndarray] = {}
@@ -218,7 +201,8 @@ def _sampling(opts: DubbingOptions) -> SamplingOptions:
     s = opts.sampling
     return SamplingOptions(decode_batch=s.decode_batch, interpolation_chunk=s.interpolation_chunk,
                            paste_keyframes=True, reference_uint8=opts.reference_compat,
-                           autocast_dtype=opts.autocast_dtype, progress=opts.progress)
+                           autocast_dtype=opts.autocast_dtype, progress=opts.progress,
+                           segments_per_call=s.segments_per_call)
 
 
 def _paste(clip: PreparedClip, m: int, face: np.ndarray, frame: np.ndarray, opts: DubbingOptions,

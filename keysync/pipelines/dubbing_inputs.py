@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from keysync.data.precompute import encode_video_latents, frames_to_model_input
+from keysync.data.precompute import ENCODE_MODES, LATENT_SCALE, encode_video_latents, frames_to_model_input
 from keysync.face.crop import CropPlan, plan_crops
 from keysync.face.masks import build_masks, downsample_masks, scale_landmarks
 from keysync.face.tracking import NoFaceFoundError
-from keysync.media import iter_video_frames, probe_video, read_video
+from keysync.media import VideoFrames, iter_video_frames, probe_video, read_video
+from keysync.models.vae import DiagonalGaussianDistribution
+from keysync.pipelines.lazy_rows import LazyRows
 from keysync.pipelines.timeline import model_to_source
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,8 @@ class PreparedClip:
     """Model-timeline inputs of one job. ``source_index[m]``: the source frame of model frame m;
     ``crop_masks``: callable m → (R, R) uint8 mask in crop pixels (1 = regenerate)."""
 
-    latents: torch.Tensor
-    masks: torch.Tensor
+    latents: torch.Tensor | LazyRows | None
+    masks: torch.Tensor | LazyRows | None
     source_index: np.ndarray
     track: FaceTrack
     occluder: np.ndarray | None = None
@@ -57,7 +60,10 @@ class PreparedClip:
 
     def crop_mask(self, m: int) -> np.ndarray:
         """(R, R) uint8 lower-face mask of model frame ``m`` in crop pixels, occluders removed."""
-        s = int(self.source_index[m])
+        return self.source_mask(int(self.source_index[m]))
+
+    def source_mask(self, s: int) -> np.ndarray:
+        """(R, R) uint8 lower-face mask of source frame ``s`` in crop pixels, occluders removed."""
         r = self.resolution
         if self.track.crops is None:
             return np.zeros((r, r), np.uint8)
@@ -128,32 +134,70 @@ def prepare_full(video: Path, n_model: int, backend, vae, resolution: int = 512,
                             crop_scale, progress=progress, batch_size=landmark_batch)
     with timer("encode"):
         return _encode_full(video, info, track, n_model, vae, resolution, mask_kind, occluder, generator,
-                            encode_batch, encode_mode)
+                            encode_batch, encode_mode, timer)
+
+
+def frame_seed(seed: int, frame: int) -> int:
+    """A 63-bit seed for source frame ``frame`` of a job seeded ``seed`` (well mixed, stable)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, int(frame)]).generate_state(1, np.uint64)[0]
+               >> np.uint64(1))
+
+
+@torch.no_grad()
+def encode_crops(crops: np.ndarray, vae, resolution: int, frames: Sequence[int], seed: int, batch: int = 10,
+                 mode: str = "sample") -> torch.Tensor:
+    """uint8 face crops (K, R, R, 3) of source frames ``frames`` → scaled latents (K, 4, h, w).
+
+    ``mode="sample"`` draws the posterior noise of each crop from ``frame_seed(seed, frame)``, so a
+    frame's latent is the same whichever window or batch it is encoded in."""
+    param = next(vae.parameters())
+    out = []
+    for start in range(0, len(crops), max(1, batch)):
+        x = frames_to_model_input(crops[start:start + batch], resolution).to(param)
+        if mode == "sample":
+            posterior = DiagonalGaussianDistribution(vae.encode(x, unregularized=True))
+            noise = torch.stack([torch.randn(posterior.mean.shape[1:], generator=torch.Generator().manual_seed(
+                frame_seed(seed, f))) for f in frames[start:start + batch]])
+            z = posterior.sample(noise=noise)
+        else:
+            z = vae.encode(x, mode=mode)
+        out.append(z.float().cpu() * LATENT_SCALE)
+    return torch.cat(out)
 
 
 def _encode_full(video, info, track, n_model, vae, resolution, mask_kind, occluder, generator, encode_batch,
-                 encode_mode) -> PreparedClip:
+                 encode_mode, timer) -> PreparedClip:
+    """Lazy latents and masks (:class:`LazyRows`, by source frame): encoded when the sampling loop
+    reaches them, one plan chunk at a time, so host memory does not grow with the clip."""
+    if encode_mode not in ENCODE_MODES:
+        raise ValueError(f"encode_mode must be one of {ENCODE_MODES}, got {encode_mode!r}")
     source_index = model_to_source(n_model, info.num_frames, info.fps)
-    used = np.unique(source_index)
-    latents_by_source: dict[int, torch.Tensor] = {}
-    start = 0
-    for chunk in iter_video_frames(video, chunk=encode_batch):
-        idx = used[(used >= start) & (used < start + len(chunk))]
-        if len(idx):
-            crops = np.stack([track.crops.crop(chunk[i - start][None], start=int(i))[0] for i in idx])
-            z = encode_video_latents([crops], vae, resolution, chunk_size=encode_batch, mode=encode_mode,
-                                     generator=generator)
-            latents_by_source.update({int(i): z[k] for k, i in enumerate(idx)})
-        start += len(chunk)
-    missing = [int(i) for i in used if int(i) not in latents_by_source]
-    if missing:
-        raise ValueError(f"{video}: decoding stopped before frame {missing[0]} ({info.num_frames} expected)")
-    latents = torch.stack([latents_by_source[int(s)] for s in source_index])
-    clip = PreparedClip(latents=latents, masks=torch.empty(0), source_index=source_index, track=track,
-                        occluder=occluder, resolution=resolution, mask_kind=mask_kind)
-    masks = [clip.crop_mask(m) if track.usable[s] else np.zeros((resolution, resolution), np.uint8)
-             for m, s in enumerate(source_index)]
-    clip.masks = downsample_masks(np.stack(masks), tuple(latents.shape[-2:]))
+    frames = VideoFrames(video, chunk=max(encode_batch, 16))
+    seed = generator.initial_seed() if generator is not None else torch.initial_seed()
+    clip = PreparedClip(latents=None, masks=None, source_index=source_index, track=track, occluder=occluder,
+                        resolution=resolution, mask_kind=mask_kind)
+
+    def encode(sources: list[int]) -> torch.Tensor:
+        with timer("encode"):
+            try:
+                pixels = np.stack([track.crops.crop(frames[s][None], start=s)[0] for s in sources])
+            except IndexError:
+                raise ValueError(f"{video}: decoding stopped before one of frames {sources[0]}..{sources[-1]} "
+                                 f"({info.num_frames} expected)") from None
+            return encode_crops(pixels, vae, resolution, sources, seed, encode_batch, encode_mode)
+
+    def masks_of(sources: list[int]) -> torch.Tensor:
+        with timer("encode"):
+            full = [clip.source_mask(s) if track.usable[s] else np.zeros((resolution, resolution), np.uint8)
+                    for s in sources]
+            return downsample_masks(np.stack(full), latent_hw)
+
+    first = int(source_index[0])
+    z0 = encode([first])
+    latent_hw = tuple(z0.shape[-2:])
+    clip.latents = LazyRows(source_index, encode, tuple(z0.shape[1:]), keep=[first])
+    clip.latents.put([first], z0)
+    clip.masks = LazyRows(source_index, masks_of, (1,) + latent_hw, keep=[first])
     return clip
 
 

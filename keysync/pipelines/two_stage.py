@@ -62,6 +62,13 @@ class ConditioningStreams:
         """Whether gt latents and masks are given (KeySync) or not (KeyFace)."""
         return self.latents is not None
 
+    def prefetch(self, index) -> None:
+        """Move the window of lazy streams (:class:`~keysync.pipelines.lazy_rows.LazyRows`) to model
+        frames ``index`` (clamped as :meth:`rows`): rows outside it are dropped, missing ones made."""
+        for stream in (self.latents, self.masks):
+            if hasattr(stream, "prefetch"):
+                stream.prefetch(torch.as_tensor(sorted(set(index)), dtype=torch.long).clamp_(0, len(stream) - 1))
+
     def rows(self, name: str, index) -> torch.Tensor:
         """Rows ``index`` of stream ``name`` (a field or a ``keyframe_extra`` key), clamped to the
         last frame (virtual tail frames)."""
@@ -76,7 +83,9 @@ class SamplingOptions:
     ``decoding_t=1``); ``interpolation_chunk``: frames per interpolation network call (28 = two
     segments, the reference); ``reference_uint8``: cast decoded frames to uint8 by truncation
     (the reference's ``.to(torch.uint8)``) instead of rounding; ``autocast_dtype``: run the
-    models under autocast (the reference runs interpolation under fp16 autocast on GPUs)."""
+    models under autocast (the reference runs interpolation under fp16 autocast on GPUs);
+    ``segments_per_call``: interpolation segments per sampler call (None: one network call's
+    worth, ``interpolation_chunk // 14``); the frames do not depend on it, memory does."""
 
     decode_batch: int = 8
     interpolation_chunk: int | None = 28
@@ -84,6 +93,17 @@ class SamplingOptions:
     reference_uint8: bool = False
     autocast_dtype: torch.dtype | None = None
     progress: bool = True
+    segments_per_call: int | None = None
+
+    def __post_init__(self):
+        if self.decode_batch < 1:
+            raise ValueError(f"decode_batch must be ≥ 1, got {self.decode_batch}")
+        if self.interpolation_chunk is not None and (self.interpolation_chunk < NUM_FRAMES
+                                                     or self.interpolation_chunk % NUM_FRAMES):
+            raise ValueError(f"interpolation_chunk must be a multiple of {NUM_FRAMES} frames, got "
+                             f"{self.interpolation_chunk}")
+        if self.segments_per_call is not None and self.segments_per_call < 1:
+            raise ValueError(f"segments_per_call must be ≥ 1, got {self.segments_per_call}")
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
@@ -127,15 +147,38 @@ def _noise(shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tenso
     return torch.randn(shape, generator=generator, dtype=torch.float32).to(like.device)
 
 
+def _keyframe_last_use(plan: LongVideoPlan) -> dict[int, int]:
+    """Keyframe uid → the last chunk whose segments read it."""
+    last: dict[int, int] = {}
+    for chunk in plan.chunks:
+        for seg in chunk.segments:
+            for kf in (seg.start, seg.end):
+                if kf is not None:
+                    last[kf.uid] = chunk.index
+    return last
+
+
+def _keyframe_rows(plan: LongVideoPlan, chunk) -> set[int]:
+    """Model frames whose gt latents and masks ``chunk``'s keyframe slots read."""
+    rows: set[int] = set()
+    for b in chunk.batches:
+        for slot in plan.batches[b]:
+            rows.update(i for i in (slot.gt, slot.mask) if i is not None)
+    return rows
+
+
 @torch.no_grad()
 def generate_frames(plan: LongVideoPlan, streams: ConditioningStreams, keyframe_engine, interpolation_engine,
                     generator: torch.Generator | None = None, options: SamplingOptions | None = None,
                     timer=None) -> Iterator[tuple[int, torch.Tensor]]:
     """Execute ``plan``: yields ``(output index, uint8 frame (H, W, 3))`` in order.
 
-    Per chunk: its keyframe batches (one sampler call of 14 slots each), then all its
-    interpolation segments in one sampler call, then the decode of the frames the chunk
-    contributes to the output; frames two segments share are averaged in pixel space.
+    Per chunk: its keyframe batches (one sampler call of 14 slots each), then its interpolation
+    segments, ``segments_per_call`` per sampler call, sampled as the output reaches them and
+    decoded ``decode_batch`` frames at a time; frames two segments share are averaged in pixel
+    space. Segments are independent and the noise is drawn per call in segment order, so the
+    frames do not depend on ``segments_per_call``. Held at once: the chunk's keyframe latents, one
+    call's latents and conditions, one decode batch of pixels — nothing grows with the clip.
     Noise comes from ``generator`` (CPU) in call order, so a seed gives the same video on any
     device and in any process. ``timer(stage)``, a context-manager factory, times the
     "keyframes", "interpolation" and "decode" stages.
@@ -147,10 +190,12 @@ def generate_frames(plan: LongVideoPlan, streams: ConditioningStreams, keyframe_
     h, w = streams.reference.shape[-2:]
     inpaint = streams.inpainting
     keyframes: dict[int, torch.Tensor] = {}
+    last_use = _keyframe_last_use(plan)
     by_chunk: dict[int, list] = {}
     for frame in plan.frames:
         by_chunk.setdefault(frame.source.chunk, []).append(frame)
-    total_calls = len(plan.slots) // NUM_FRAMES + len(plan.chunks)
+    per_call = _segments_per_call(opts)
+    total_calls = len(plan.slots) // NUM_FRAMES + sum(max(1, -(-len(c.segments) // per_call)) for c in plan.chunks)
     bar = tqdm(total=total_calls, desc="sampling", unit="call", disable=not opts.progress, leave=False)
 
     def rows(name, index):
@@ -158,6 +203,9 @@ def generate_frames(plan: LongVideoPlan, streams: ConditioningStreams, keyframe_
 
     try:
         for chunk in plan.chunks:
+            kf_rows = _keyframe_rows(plan, chunk)
+            if inpaint:
+                streams.prefetch(kf_rows)
             with _autocast(device, opts.autocast_dtype), timer("keyframes"):
                 for b in chunk.batches:
                     slots = plan.batches[b]
@@ -170,33 +218,85 @@ def generate_frames(plan: LongVideoPlan, streams: ConditioningStreams, keyframe_
                     for s, z in zip(slots, lat.float()):
                         keyframes[s.uid] = z
                     bar.update(1)
-            segs = chunk.segments
-            if not segs:
+            for uid in [u for u in keyframes if last_use.get(u, -1) < chunk.index]:
+                del keyframes[uid]  # made in an earlier chunk or read by no segment: never read again
+            if not chunk.segments:
                 bar.update(1)
                 continue
-            with _autocast(device, opts.autocast_dtype), timer("interpolation"):
-                kf = torch.stack([torch.stack([keyframes[s.start.uid], keyframes[s.end.uid]]) for s in segs])
-                gt = torch.stack([streams.rows("latents", s.gt) for s in segs]).to(device) if inpaint else None
-                masks = torch.stack([streams.rows("masks", s.mask) for s in segs]).to(device) if inpaint else None
-                audio = torch.stack([streams.rows("interpolation_audio", s.audio) for s in segs])
-                latents = sample_interpolation(
-                    interpolation_engine, kf.to(device), gt, masks, audio.to(device),
-                    _noise((len(segs) * NUM_FRAMES, 4, h, w), gen, streams.reference).to(device),
-                    chunk_size=opts.interpolation_chunk, paste_keyframes=opts.paste_keyframes).float()
-            bar.update(1)
-            frames = by_chunk.get(chunk.index, [])
-            needed = sorted({(f.source.seg, f.source.pos) for f in frames}
-                            | {(f.avg_with.seg, f.avg_with.pos) for f in frames if f.avg_with is not None})
-            row = {key: i for i, key in enumerate(needed)}
-            with timer("decode"):
-                pixels = decode_frames(interpolation_engine, torch.stack([latents[s, p] for s, p in needed]),
-                                       opts.decode_batch) if needed else None
-            for f in frames:
-                if f.avg_with is not None and f.avg_with.chunk != chunk.index:
-                    raise RuntimeError(f"output frame {f.index} averages rows of two chunks")
-                x = pixels[row[(f.source.seg, f.source.pos)]]
-                if f.avg_with is not None:
-                    x = (x + pixels[row[(f.avg_with.seg, f.avg_with.pos)]]) / 2
-                yield f.index, to_uint8(x, opts.reference_uint8)
+            groups = [chunk.segments[i:i + per_call] for i in range(0, len(chunk.segments), per_call)]
+
+            def interpolate(group):
+                if inpaint:
+                    streams.prefetch(kf_rows | _segment_rows(group))
+                with _autocast(device, opts.autocast_dtype), timer("interpolation"):
+                    kf = torch.stack([torch.stack([keyframes[s.start.uid], keyframes[s.end.uid]]) for s in group])
+                    gt = torch.stack([streams.rows("latents", s.gt) for s in group]).to(device) if inpaint else None
+                    masks = torch.stack([streams.rows("masks", s.mask) for s in group]).to(device) if inpaint else None
+                    audio = torch.stack([streams.rows("interpolation_audio", s.audio) for s in group])
+                    out = sample_interpolation(
+                        interpolation_engine, kf.to(device), gt, masks, audio.to(device),
+                        _noise((len(group) * NUM_FRAMES, 4, h, w), gen, streams.reference).to(device),
+                        chunk_size=opts.interpolation_chunk, paste_keyframes=opts.paste_keyframes).float()
+                bar.update(1)
+                return out
+
+            yield from _emit_chunk(chunk, by_chunk.get(chunk.index, []), groups, interpolate,
+                                   lambda z: decode_frames(interpolation_engine, z, opts.decode_batch), opts, timer)
     finally:
         bar.close()
+
+
+def _segments_per_call(opts: SamplingOptions) -> int:
+    if opts.segments_per_call is not None:
+        return max(1, int(opts.segments_per_call))
+    return max(1, (opts.interpolation_chunk or 2 * NUM_FRAMES) // NUM_FRAMES)
+
+
+def _segment_rows(group) -> set[int]:
+    rows: set[int] = set()
+    for seg in group:
+        rows.update(seg.gt or ())
+        rows.update(seg.mask or ())
+    return rows
+
+
+def _emit_chunk(chunk, frames, groups, interpolate, decode, opts: SamplingOptions, timer):
+    """Yield a chunk's output frames in order, sampling segment groups and decoding rows only as
+    the frames need them; a decoded row is dropped after the last frame that reads it."""
+    needed: set[tuple[int, int]] = set()
+    last_read: dict[tuple[int, int], int] = {}
+    for i, f in enumerate(frames):
+        if f.avg_with is not None and f.avg_with.chunk != chunk.index:
+            raise RuntimeError(f"output frame {f.index} averages rows of two chunks")
+        for src in (f.source, f.avg_with):
+            if src is not None:
+                needed.add((src.seg, src.pos))
+                last_read[(src.seg, src.pos)] = i
+    latents: dict[tuple[int, int], torch.Tensor] = {}
+    pixels: dict[tuple[int, int], torch.Tensor] = {}
+    state = {"next": 0}
+
+    def ensure(key):
+        while key not in latents and key not in pixels:
+            if state["next"] >= len(groups):
+                raise RuntimeError(f"chunk {chunk.index}: no segment makes row {key}")
+            group = groups[state["next"]]
+            state["next"] += 1
+            z = interpolate(group)
+            for k, seg in enumerate(group):
+                latents.update({(seg.seg, p): z[k, p] for p in range(NUM_FRAMES) if (seg.seg, p) in needed})
+        if key in pixels:
+            return
+        batch = [k for k in sorted(latents) if k >= key][:max(1, opts.decode_batch)]
+        with timer("decode"):
+            pixels.update(zip(batch, decode(torch.stack([latents.pop(k) for k in batch]))))
+
+    for i, f in enumerate(frames):
+        keys = [(src.seg, src.pos) for src in (f.source, f.avg_with) if src is not None]
+        for key in keys:
+            ensure(key)
+        x = pixels[keys[0]] if len(keys) == 1 else (pixels[keys[0]] + pixels[keys[1]]) / 2
+        for key in keys:
+            if last_read[key] == i:
+                pixels.pop(key, None)
+        yield f.index, to_uint8(x, opts.reference_uint8)
