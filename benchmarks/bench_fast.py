@@ -36,8 +36,9 @@ def psnr(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--video", type=Path, default=EXAMPLES / "face.mp4")
-    ap.add_argument("--audio", type=Path, default=EXAMPLES / "speech.wav")
+    ap.add_argument("--video", type=Path, default=None,
+                    help="default: examples/world/face.mp4 with its known landmarks (demo model), else examples/face.mp4")
+    ap.add_argument("--audio", type=Path, default=None, help="default: the speech.wav beside the default video")
     ap.add_argument("--weights_root", type=Path, default=Path("pretrained_models"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
@@ -49,6 +50,12 @@ def main() -> None:
 
     chosen = load_default_dubbing_models(args.weights_root, args.device)
     models, base = chosen.models, chosen.options
+    if args.video is None:
+        folder = EXAMPLES / "world" if chosen.kind == "demo" else EXAMPLES
+        args.video = folder / "face.mp4"
+        if chosen.kind == "demo":
+            base = type(base)(**{**base.__dict__, "landmarks": folder / "face_landmarks.npy"})
+    args.audio = args.audio or args.video.parent / "speech.wav"
     work = WorkCounter({"keyframes": models.keyframe.model, "interpolation": models.interpolation.model,
                         "encode": models.vae.encoder, "decode": models.interpolation.first_stage_model.decoder})
     with tempfile.TemporaryDirectory() as tmp:  # warm-up (and FLOPs per frame of every network), not timed

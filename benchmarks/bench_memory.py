@@ -17,24 +17,12 @@ import gc
 import tempfile
 import time
 import tracemalloc
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def held_bytes() -> int:
-    storages = {}
-    for obj in gc.get_objects():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            is_tensor = isinstance(obj, torch.Tensor)
-        if is_tensor and obj.device.type == "cpu":
-            storages[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
-    return tracemalloc.get_traced_memory()[0] + sum(storages.values())
 
 
 def main() -> None:
@@ -51,6 +39,7 @@ def main() -> None:
     from keysync.media import write_audio
     from keysync.pipelines.default_models import load_default_dubbing_models
     from keysync.pipelines.dubbing import dub
+    from keysync.utils.memory import held_bytes
 
     chosen = load_default_dubbing_models(args.weights_root, args.device)
     models, base = chosen.models, chosen.options

@@ -175,6 +175,26 @@ def test_aligned_chunking_loses_no_token(kind, cls):
         assert maxabs(chunked, whole) < 1e-5
 
 
+@pytest.mark.parametrize("cls", [HubertEncoder, WavLMEncoder])
+def test_blocks_and_file_backed_features_equal_encode(tiny_models, cls):
+    """``iter_encode`` yields one block per chunk whose concatenation is ``encode``'s output, for
+    even and odd frame counts and a video longer than the audio; ``encode_to_file`` stores exactly
+    those values in a file-backed tensor."""
+    from keysync.audio.feature_file import encode_to_file
+    from keysync.utils.memory import file_backed_ranges
+
+    enc = cls(tiny_models["hubert" if cls is HubertEncoder else "wavlm"], chunk_size=640 * 4, show_progress=False)
+    wave = np.random.default_rng(3).standard_normal(23 * 640 + 100).astype(np.float32)
+    for n in (21, 22, 24, 30):
+        blocks = list(enc.iter_encode(wave, 16000, n))
+        assert len(blocks) > 2
+        whole = enc(wave, 16000, n)
+        assert torch.equal(torch.cat(blocks), whole)
+        stored = encode_to_file(enc, wave, 16000, n)
+        assert torch.equal(stored, whole)
+        assert any(a <= stored.data_ptr() < b for a, b in file_backed_ranges())  # in a file, not on the heap
+
+
 # -- errors --------------------------------------------------------------------------------
 
 def test_missing_weights_path_is_named(tmp_path):

@@ -37,7 +37,7 @@ paths only). Inputs are numpy arrays / tensors with a sample rate; decoding file
 from __future__ import annotations
 
 import logging
-from typing import List, Optional, Sequence, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -144,6 +144,12 @@ class SpeechEncoder:
     def encode(self, audio, sr=SAMPLE_RATE, n_frames=None, **kwargs) -> torch.Tensor:
         raise NotImplementedError
 
+    def iter_encode(self, audio, sr=SAMPLE_RATE, n_frames=None, **kwargs) -> Iterator[torch.Tensor]:
+        """The features of :meth:`encode` as consecutive frame blocks ``(k, 2, D)`` (their
+        concatenation *is* ``encode``'s output): one block per model chunk in ``"aligned"``
+        mode, so a caller can store long tracks block by block; one block otherwise."""
+        yield self.encode(audio, sr, n_frames, **kwargs)
+
 
 class HubertEncoder(SpeechEncoder):
     """HuBERT features ``(F, 2, D)`` (KeySync ``*_hubert_emb``).
@@ -169,40 +175,52 @@ class HubertEncoder(SpeechEncoder):
         ``reference_rounding`` uses the reference's ``int(n/25*16000)`` video length
         (implied by ``mode="reference_offline"``).
         """
-        if self.mode == "reference_offline":
-            x = reference_offline_waveform(
-                audio, sr, n_video_frames=n_frames, normalize=self.normalize, channel_axis=channel_axis
-            )
-        else:
-            x = prepare_waveform(
-                self._to_16k(audio, sr, channel_axis),
-                n_video_frames=n_frames,
-                normalize=self.normalize,
-                normalize_after_padding=self.mode == "reference_rawpipe",
-                reference_rounding=reference_rounding,
-            )
+        x = self._waveform(audio, sr, n_frames, channel_axis, reference_rounding)
         if self.mode == "aligned":
-            tokens = self._aligned_tokens(x)
-        else:
-            sizes = calculate_splits(x.shape[-1], self.chunk_size)
-            chunks = torch.split(x, sizes)
-            tokens = torch.cat([self.model_tokens(c) for c in self._progress(chunks, self.kind)])
+            return torch.cat(list(self._aligned_blocks(x)))
+        sizes = calculate_splits(x.shape[-1], self.chunk_size)
+        chunks = torch.split(x, sizes)
+        tokens = torch.cat([self.model_tokens(c) for c in self._progress(chunks, self.kind)])
         return pair_tokens_zero_pad(tokens)
 
-    def _aligned_tokens(self, x: torch.Tensor) -> torch.Tensor:
+    def iter_encode(self, audio, sr=SAMPLE_RATE, n_frames=None, *, channel_axis: int = 0,
+                    reference_rounding: bool = False) -> Iterator[torch.Tensor]:
+        if self.mode != "aligned":
+            yield self.encode(audio, sr, n_frames, channel_axis=channel_axis, reference_rounding=reference_rounding)
+            return
+        yield from self._aligned_blocks(self._waveform(audio, sr, n_frames, channel_axis, reference_rounding))
+
+    def _waveform(self, audio, sr, n_frames, channel_axis, reference_rounding) -> torch.Tensor:
+        if self.mode == "reference_offline":
+            return reference_offline_waveform(
+                audio, sr, n_video_frames=n_frames, normalize=self.normalize, channel_axis=channel_axis
+            )
+        return prepare_waveform(
+            self._to_16k(audio, sr, channel_axis),
+            n_video_frames=n_frames,
+            normalize=self.normalize,
+            normalize_after_padding=self.mode == "reference_rawpipe",
+            reference_rounding=reference_rounding,
+        )
+
+    def _aligned_blocks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Per chunk [a, b): its 2(b − a) tokens paired into (b − a, 2, D); the last chunk has one
+        token fewer and gets the zero token (``pair_tokens_zero_pad`` of the whole sequence)."""
         n_frames = x.shape[-1] // SAMPLES_PER_FRAME
+        for t in self._aligned_token_chunks(x, n_frames):
+            yield pair_tokens_zero_pad(t)
+
+    def _aligned_token_chunks(self, x: torch.Tensor, n_frames: int) -> Iterator[torch.Tensor]:
         plan = aligned_chunk_plan(
             n_frames, max(self.chunk_size // SAMPLES_PER_FRAME, 1),
             lead_in=0, lookahead=TOKEN_WINDOW - TOKEN_HOP,
         )
-        parts = []
         for a, b, s0, s1 in self._progress(plan, self.kind):
             t = self.model_tokens(x[s0:s1])
             expected = 2 * (b - a) - (1 if b == n_frames else 0)
             if t.shape[0] != expected:
                 raise AssertionError(f"chunk [{a}, {b}) gave {t.shape[0]} tokens, expected {expected}")
-            parts.append(t)
-        return torch.cat(parts)
+            yield t
 
 
 class Wav2Vec2Encoder(HubertEncoder):
@@ -247,6 +265,32 @@ class WavLMEncoder(SpeechEncoder):
     ) -> torch.Tensor:
         """``audio`` ``(N,)`` or ``(C, N)`` at ``sr`` -> ``(F, 2, D)`` (``F'`` with
         ``keep_even_padding``)."""
+        frames, n_video = self._frames(audio, sr, n_frames, channel_axis, reference_rounding)
+        if self.mode == "reference_offline":
+            out = self._resized(frames, [frames.shape[0]])
+        elif self.mode == "reference_rawpipe":
+            out = self._resized(frames, calculate_splits(frames.shape[0], self.chunk_size // SAMPLES_PER_FRAME))
+        else:
+            out = torch.cat(list(self._aligned_blocks(frames)))
+        return out if keep_even_padding else out[:n_video]
+
+    def iter_encode(self, audio, sr=SAMPLE_RATE, n_frames=None, *, channel_axis: int = 0,
+                    reference_rounding: bool = False, keep_even_padding: bool = False) -> Iterator[torch.Tensor]:
+        if self.mode != "aligned":
+            yield self.encode(audio, sr, n_frames, channel_axis=channel_axis, reference_rounding=reference_rounding,
+                              keep_even_padding=keep_even_padding)
+            return
+        frames, n_video = self._frames(audio, sr, n_frames, channel_axis, reference_rounding)
+        limit = frames.shape[0] if keep_even_padding else n_video
+        done = 0
+        for block in self._aligned_blocks(frames):
+            block = block[:max(limit - done, 0)]
+            done += block.shape[0]
+            if block.shape[0]:
+                yield block
+
+    def _frames(self, audio, sr, n_frames, channel_axis, reference_rounding) -> tuple[torch.Tensor, int]:
+        """(F', 640) waveform rows padded to an even count, and the unpadded count F."""
         if self.mode == "reference_offline":
             x = reference_offline_waveform(
                 audio, sr, n_video_frames=n_frames, normalize=False, channel_axis=channel_axis
@@ -258,15 +302,7 @@ class WavLMEncoder(SpeechEncoder):
                 reference_rounding=reference_rounding,
             )
         frames = x.reshape(-1, SAMPLES_PER_FRAME)
-        n_video = frames.shape[0]
-        frames = pad_frames_to_even(frames)
-        if self.mode == "reference_offline":
-            out = self._resized(frames, [frames.shape[0]])
-        elif self.mode == "reference_rawpipe":
-            out = self._resized(frames, calculate_splits(frames.shape[0], self.chunk_size // SAMPLES_PER_FRAME))
-        else:
-            out = self._aligned(frames)
-        return out if keep_even_padding else out[:n_video]
+        return pad_frames_to_even(frames), frames.shape[0]
 
     def _resized(self, frames: torch.Tensor, sizes: List[int]) -> torch.Tensor:
         """Reference wrapper per chunk of frames: model, then nearest resize to 2 x size."""
@@ -275,13 +311,13 @@ class WavLMEncoder(SpeechEncoder):
             outs.append(nearest_resize_tokens(self.model_tokens(chunk.reshape(-1)), chunk.shape[0]))
         return torch.cat(outs)
 
-    def _aligned(self, frames: torch.Tensor) -> torch.Tensor:
+    def _aligned_blocks(self, frames: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Per chunk [a, b) of the (even) frames: its 2(b − a) tokens as (b − a, 2, D)."""
         n = frames.shape[0]
         x = frames.reshape(-1)
         plan = aligned_chunk_plan(
             n, max(self.chunk_size // SAMPLES_PER_FRAME, 1), lead_in=TOKEN_HOP, lookahead=0
         )
-        parts = []
         for a, b, s0, s1 in self._progress(plan, self.kind):
             t = self.model_tokens(x[s0:s1])
             if a == 0:
@@ -289,9 +325,7 @@ class WavLMEncoder(SpeechEncoder):
                 t = torch.cat([t[:1], t])
             if t.shape[0] != 2 * (b - a):
                 raise AssertionError(f"chunk [{a}, {b}) gave {t.shape[0]} tokens, expected {2 * (b - a)}")
-            parts.append(t)
-        tokens = torch.cat(parts)
-        return tokens.reshape(n, 2, tokens.shape[-1])
+            yield t.reshape(b - a, 2, t.shape[-1])
 
 
 _ENCODERS = {"hubert": HubertEncoder, "wav2vec2": Wav2Vec2Encoder, "wavlm": WavLMEncoder}

@@ -87,6 +87,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="instead of SAM 2: .npy uint8 (N, H, W) or (H, W) occluder masks of the source frames")
     d = p.add_argument_group("device")
     d.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    d.add_argument("--compile", choices=("on", "off"), default="off",
+                   help="torch.compile the UNets and the VAE decoder (output within float tolerance of eager, "
+                        "tests/test_compile.py; the first call of each shape compiles, minutes at full size; off "
+                        "by default until measured on a GPU)")
     d.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
                    help="autocast dtype of the diffusion models (bf16/fp16: faster on GPUs; on the demo model "
                         "bf16 output is within 2 grey levels of fp32 (mean 0.04), same sync; see "
@@ -176,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     models.set_guidance(args.audio_scale, args.ref_scale)
     if args.fast:
         models.use_fast_sampler(args.fast_steps)
+    if args.compile == "on":
+        models.compile()
     quiet = logging.getLogger().level > logging.INFO
     options = DubbingOptions(
         compute_until=args.compute_until, reference_compat=args.reference_compat, seed=args.seed,

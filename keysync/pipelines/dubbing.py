@@ -2,7 +2,15 @@
 
 Stages (each timed in :class:`DubResult.timings`): audio → features (HuBERT for keyframes, WavLM
 for interpolation) · landmarks · crop + VAE encode · keyframes · interpolation · decode ·
-paste-back · mux. See :mod:`keysync.pipelines.dubbing_inputs` for the two input modes.
+paste-back · mux. See :mod:`keysync.pipelines.dubbing_inputs` for the two input modes. In full
+mode the speech features are computed in a worker thread while the landmarks are found (the
+encoders run on the accelerator, the landmark detector on the CPU), so "audio" and "landmarks"
+overlap and the stage times may add up to more than the wall-clock time.
+
+Memory does not grow with the clip: latents and masks are made per sampler call
+(:class:`~keysync.pipelines.lazy_rows.LazyRows`), frames are generated, decoded, pasted and
+encoded as the writer consumes them, and audio longer than ``audio_in_file_after`` seconds is kept,
+with its features, in memory-mapped temporary files.
 
 Full mode (default): the output has the source's size and frame rate and the audio's length
 (the video ping-pong looped when the audio is longer, cut when shorter); every model frame is
@@ -14,12 +22,14 @@ no face nearby are left unchanged. ``reference_compat=True`` reproduces the orig
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from keysync.audio.feature_file import encode_to_file, to_file
 from keysync.face.paste import paste_back
 from keysync.media import VideoFrames, probe_video, read_audio, read_video, write_video
 from keysync.pipelines import timeline
@@ -40,7 +50,9 @@ class DubbingOptions:
     ``occlusion_frame`` (needs ``models.occluder``); or ``occlusion_masks``: uint8 (N, H, W) or
     (H, W) masks of the source frames (1 = occluder) from any segmentation the user has;
     ``landmarks``: known (N, 68, 2) source-pixel landmarks (array or ``.npy`` path) used instead
-    of detecting them."""
+    of detecting them; ``audio_in_file_after``: audio longer than this (seconds) is kept, with its
+    features, in memory-mapped temporary files (None: always in memory), so hour-long jobs do not
+    hold 1.3 GB of audio streams."""
 
     compute_until: float | str | None = 45
     reference_compat: bool = False
@@ -59,6 +71,7 @@ class DubbingOptions:
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     encode_batch: int = 10
     encode_mode: str = "sample"  # VAE posterior "sample" (reference) or "mode" (what the demo model saw)
+    audio_in_file_after: float | None = 300.0  # seconds; longer audio and its features live in temp files
     crf: int = 18
     progress: bool = True
 
@@ -121,7 +134,10 @@ def _occluder_masks(models: DubbingModels, video: Path, opts: DubbingOptions, si
     return result.masks
 
 
-def _features(models: DubbingModels, audio: np.ndarray, n: int):
+def _features(models: DubbingModels, audio: np.ndarray, n: int, in_file: bool = False):
+    if in_file:
+        return (encode_to_file(models.keyframe_audio, audio, SAMPLE_RATE, n),
+                encode_to_file(models.interpolation_audio, audio, SAMPLE_RATE, n))
     key = models.keyframe_audio(audio, SAMPLE_RATE, n)
     interp = models.interpolation_audio(audio, SAMPLE_RATE, n)
     return key.float(), interp.float()
@@ -156,13 +172,25 @@ def dub(models: DubbingModels, video: str | Path, audio: str | Path, output: str
         return _dub_reference(models, video, samples, output, opts, timer, gen, info, on_frame)
 
     n_model = timeline.model_frames_for_audio(len(samples))
-    with timer("audio"):
-        key_audio, interp_audio = _features(models, samples, n_model)
-    with timer("occlusion"):
-        occluder = _occluder_masks(models, video, opts)
-    clip = prepare_full(video, n_model, _landmark_backend(models, opts), models.vae, opts.resolution, opts.mask_kind,
-                        occluder, gen, opts.encode_batch, opts.max_gap, opts.crop_scale, opts.progress,
-                        encode_mode=opts.encode_mode, timer=timer)
+    in_file = opts.audio_in_file_after is not None and len(samples) > opts.audio_in_file_after * SAMPLE_RATE
+    if in_file:
+        samples = to_file(samples)
+    audio_timer = StageTimer()
+
+    def features():
+        with audio_timer("audio"):
+            return _features(models, samples, n_model, in_file)
+
+    # the speech encoders (on the accelerator) run while the landmarks (CPU) are found
+    with ThreadPoolExecutor(1, thread_name_prefix="keysync-audio") as pool:
+        audio_job = pool.submit(features)
+        with timer("occlusion"):
+            occluder = _occluder_masks(models, video, opts)
+        clip = prepare_full(video, n_model, _landmark_backend(models, opts), models.vae, opts.resolution,
+                            opts.mask_kind, occluder, gen, opts.encode_batch, opts.max_gap, opts.crop_scale,
+                            opts.progress, encode_mode=opts.encode_mode, timer=timer)
+        key_audio, interp_audio = audio_job.result()
+    timer.totals["audio"] += audio_timer.totals["audio"]
     streams = ConditioningStreams(clip.latents, clip.masks, key_audio, interp_audio, clip.latents[0])
     plan = plan_keysync(n_model, mode="full")
     sampling = _sampling(opts)

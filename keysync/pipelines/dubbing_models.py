@@ -54,6 +54,15 @@ class DubbingModels:
         for engine in (self.keyframe, self.interpolation):
             engine.sampler = fast_sampler(engine.sampler, num_steps)
 
+    def compile(self, mode: str | None = None) -> None:
+        """``torch.compile`` the two VideoUNets and the VAE decoder in place (after the weights are
+        loaded: compiled modules rename their state-dict keys). The first call of every new shape
+        compiles (minutes at full size); ``mode`` as torch.compile's (e.g. "max-autotune")."""
+        for engine in (self.keyframe, self.interpolation):
+            engine.model.diffusion_model = torch.compile(engine.model.diffusion_model, mode=mode)
+        vae = self.interpolation.first_stage_model
+        vae.decoder = torch.compile(vae.decoder, mode=mode)
+
     def close(self) -> None:
         close = getattr(self.landmarks, "close", None)
         if close is not None:

@@ -126,7 +126,8 @@ def decode_frames(engine, latents: torch.Tensor, batch: int = 8) -> torch.Tensor
     outs = []
     for start in range(0, len(latents), max(1, batch)):
         z = latents[start:start + batch].to(device=param.device, dtype=param.dtype) / engine.scale_factor
-        kwargs = {"timesteps": 1} if isinstance(vae.decoder, VideoDecoder) else {}
+        decoder = getattr(vae.decoder, "_orig_mod", vae.decoder)  # torch.compile'd: the module inside
+        kwargs = {"timesteps": 1} if isinstance(decoder, VideoDecoder) else {}
         with torch.autocast(device_type=param.device.type, enabled=False):
             x = vae.decode(z, **kwargs)
         outs.append(((x.float() + 1) / 2).clamp_(0, 1).permute(0, 2, 3, 1).cpu())
