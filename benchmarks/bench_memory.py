@@ -6,8 +6,9 @@ job holds (held = Python/numpy memory traced by tracemalloc + CPU tensor storage
     .venv/bin/python benchmarks/bench_memory.py --weights_root pretrained_models --device cuda --seconds 2 60
 
 The video is ping-pong looped to the audio's length; the audio is white noise (the content does
-not change what is held). Expected: held memory flat in the length but for the audio itself and
-its features (64 KB/s of samples + (D_hubert + D_wavlm) · 200 B/s of features).
+not change what is held). Expected: held memory flat in the length but for the plan's index
+records (~300 B per model frame) and, below ``--audio_in_file_after`` seconds, the audio and its
+features (64 KB/s of samples + (D_hubert + D_wavlm) · 200 B/s; past it they are in files).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, nargs="+", default=[2, 20, 60])
     ap.add_argument("--fast_steps", type=int, default=2, help="sampler steps (memory does not depend on them)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--audio_in_file_after", type=float, default=300.0,
+                    help="seconds of audio past which audio and features go to temporary files (0: always)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from keysync.media import write_audio
@@ -50,7 +53,8 @@ def main() -> None:
         args.video = EXAMPLES / "world" / "face.mp4" if world else EXAMPLES / "face.mp4"
         landmarks = EXAMPLES / "world" / "face_landmarks.npy" if world else None
     cuda = args.device.startswith("cuda")
-    print(f"model: {chosen.kind}; device {args.device}; {args.video.name}; {args.fast_steps} sampler steps")
+    print(f"model: {chosen.kind}; device {args.device}; {args.video.name}; {args.fast_steps} sampler steps; "
+          f"audio in files past {args.audio_in_file_after:g} s")
     print(f"{'seconds':>8}{'frames':>8}{'held MB':>10}{'traced peak MB':>16}" + (f"{'CUDA peak GiB':>15}" if cuda else "")
           + f"{'s/frame':>9}")
     rows = []
@@ -65,7 +69,8 @@ def main() -> None:
                 if i % 25 == 0:
                     peak[0] = max(peak[0], held_bytes())
 
-            opts = type(base)(**{**base.__dict__, "compute_until": None, "progress": False, "landmarks": landmarks})
+            opts = type(base)(**{**base.__dict__, "compute_until": None, "progress": False, "landmarks": landmarks,
+                                            "audio_in_file_after": args.audio_in_file_after})
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             gc.collect()

@@ -89,14 +89,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     d.add_argument("--compile", choices=("on", "off"), default="off",
                    help="torch.compile the UNets and the VAE decoder (output within float tolerance of eager, "
-                        "tests/test_compile.py; the first call of each shape compiles, minutes at full size; off "
-                        "by default until measured on a GPU)")
+                        "tests/test_compile.py; each new input shape compiles first: 1.5-2.5 min for the tiny "
+                        "models on 2 CPU cores; off by default: not yet measured on a GPU)")
     d.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
                    help="autocast dtype of the diffusion models (bf16/fp16: faster on GPUs; on the demo model "
                         "bf16 output is within 2 grey levels of fp32 (mean 0.04), same sync; see "
                         "benchmarks/bench_fast.py)")
-    m = p.add_argument_group("memory (no effect on the output: memory is bounded whatever the clip's length; these "
-                             "set the per-call batch sizes, so the peak)")
+    m = p.add_argument_group("memory (bounded whatever the clip's length; these set per-call batch sizes, so the "
+                             "peak; the frames do not change beyond float rounding)")
     m.add_argument("--decoding_t", type=int, default=8,
                    help="frames per VAE decode call (each decoded alone); the decode's activations scale with it")
     m.add_argument("--encode_batch", type=int, default=10, help="face crops per VAE encode call")
