@@ -131,3 +131,19 @@ def test_keyface_frames_do_not_depend_on_segments_per_call(tmp_path):
     assert sorted(runs[0]) == list(range(plan.n_out))
     assert any(f.avg_with is not None for f in plan.frames)
     assert all(torch.equal(runs[0][i], runs[1][i]) for i in runs[0])
+
+
+def test_tensor_bytes_counts_heap_tensors_once_and_skips_files_and_fakes():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from keysync.audio.feature_file import to_file
+    from keysync.utils.memory import tensor_bytes
+
+    with FakeTensorMode():
+        alive = [torch.ones(1000)]  # a compile trace's leftover: owns no memory
+    base = tensor_bytes()
+    heap = torch.ones(250)
+    alive += [heap[10:],  # a view: the same storage, counted once
+              torch.nn.Parameter(torch.ones(250)),
+              torch.from_numpy(to_file(np.ones(10**5, np.float32)))]  # page cache, not held
+    assert tensor_bytes() - base == 2000 and len(alive) == 4

@@ -12,7 +12,6 @@ from __future__ import annotations
 import bisect
 import gc
 import tracemalloc
-import warnings
 
 import torch
 
@@ -43,13 +42,15 @@ def tensor_bytes() -> int:
 
     storages: dict[int, int] = {}
     for obj in gc.get_objects():
-        with warnings.catch_warnings():  # isinstance() on deprecated torch aliases warns
-            warnings.simplefilter("ignore")
-            is_tensor = isinstance(obj, torch.Tensor)
-        if not is_tensor or obj.device.type != "cpu":
+        # plain tensors and parameters only: subclasses such as torch.compile's fake and functional
+        # tensors own no memory (and refuse data_ptr())
+        if type(obj) not in (torch.Tensor, torch.nn.Parameter) or obj.device.type != "cpu":
             continue
-        storage = obj.untyped_storage()
-        ptr = storage.data_ptr()
+        try:
+            storage = obj.untyped_storage()
+            ptr = storage.data_ptr()
+        except (RuntimeError, NotImplementedError):  # fake / functional tensors (torch.compile traces) own no memory
+            continue
         if ptr and not in_file(ptr):
             storages[ptr] = storage.nbytes()
     return sum(storages.values())
