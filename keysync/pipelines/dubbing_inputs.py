@@ -123,8 +123,9 @@ def prepare_full(video: Path, n_model: int, backend, vae, resolution: int = 512,
                  occluder: np.ndarray | None = None, generator: torch.Generator | None = None,
                  encode_batch: int = 10, max_gap: int = 12, crop_scale: float = 2.2, progress: bool = True,
                  encode_mode: str = "sample", landmark_batch: int = 16, timer=None) -> PreparedClip:
-    """Full-mode inputs: ``n_model`` model frames of ``video`` (ping-pong looped if needed).
-    ``timer(stage)`` (a context-manager factory) times "landmarks" and "encode"."""
+    """Full-mode inputs: ``n_model`` model frames of ``video`` (ping-pong looped if needed); the
+    landmarks are found now, latents and masks are lazy (:class:`LazyRows`, made as the sampler
+    reads them). ``timer(stage)`` (a context-manager factory) times "landmarks" and "encode"."""
     timer = timer or (lambda stage: nullcontext())
     info = probe_video(video)
     if info.num_frames < 1:

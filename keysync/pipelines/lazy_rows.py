@@ -4,8 +4,9 @@ Long dubbing jobs must not keep every frame's latent and mask in host memory (80
 frame at 512², 7 GB for an hour). :class:`LazyRows` looks like an ``(N, ...)`` tensor to
 :class:`~keysync.pipelines.two_stage.ConditioningStreams` (``len``, ``shape``, indexing with a
 LongTensor) but computes rows when they are first read and keeps them only until the sampling
-loop moves on (:meth:`LazyRows.prefetch` with the next chunk's frames): memory is one chunk's
-rows (≤ 2·13·13 + 1 frames with the default plan) whatever the clip's length.
+loop moves on (:meth:`LazyRows.prefetch` with the next sampler call's frames): memory is one
+window — a chunk's keyframe rows, one interpolation call's segments and frame 0, ≤ 56 frames with
+the defaults — whatever the clip's length.
 
 Rows are keyed by a *source* key (``key_of[m]``, e.g. the source video frame shown at model frame
 m), so model frames that show the same source frame (ping-pong looping, 25 fps from 24 fps) share

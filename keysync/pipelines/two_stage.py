@@ -3,8 +3,9 @@
 :func:`generate_frames` is the execution half of the dubbing / animation loop: it takes a
 :class:`~keysync.pipelines.plan_records.LongVideoPlan` (which frame is made from which
 conditions) and per-frame conditioning streams on the 25 fps model timeline, and yields the
-generated frames in output order, chunk by chunk, so a caller can paste and encode them while
-the next chunk is sampled. Only the latents of one chunk and the keyframe latents are kept.
+generated frames in output order, a few at a time, so a caller can paste and encode them while
+the next ones are sampled. Held at once: one sampler call's latents and conditions, the chunk's
+keyframe latents and one decode batch, whatever the clip's length.
 
 Shapes: latents are **scaled** (× 0.18215) ``(N, 4, h, w)``; masks ``(N, 1, h, w)`` (1 =
 regenerate); audio ``(N, 2, D)``; generated frames uint8 ``(H, W, 3)`` with H = 8h for the
